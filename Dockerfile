@@ -1,0 +1,17 @@
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /app
+
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+
+COPY . .
+RUN DJANGO_SETTINGS_MODULE=lumiku.settings.production DJANGO_SECRET_KEY=build-only DJANGO_ALLOWED_HOSTS=build \
+    python manage.py collectstatic --noinput \
+ && useradd --create-home --uid 1000 lumiku \
+ && mkdir -p /app/media /app/private && chown -R lumiku /app/media /app/private
+USER lumiku
+
+EXPOSE 8000
+CMD ["gunicorn", "lumiku.wsgi:application", "--bind", "0.0.0.0:8000", "--worker-class", "gthread", "--workers", "2", "--threads", "16", "--timeout", "240"]

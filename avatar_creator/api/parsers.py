@@ -1,0 +1,39 @@
+import json
+
+from django.conf import settings
+from rest_framework import exceptions
+from rest_framework.parsers import JSONParser
+
+from avatar_creator.errors import ServiceError
+
+
+class PayloadTooLarge(ServiceError):
+    code = "PAYLOAD_TOO_LARGE"
+    status = 413
+    default_message = "The request body is too large."
+
+
+class BoundedJSONParser(JSONParser):
+    """JSON with a size bound checked before reading, and deep nesting answered as a parse error.
+
+    DRF reads the raw stream, so Django's DATA_UPLOAD_MAX_MEMORY_SIZE would not apply on its own.
+    """
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        request = (parser_context or {}).get("request")
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0) if request is not None else 0
+        except ValueError:
+            length = 0
+        if limit and length > limit:
+            raise PayloadTooLarge(f"The request body is larger than {limit // (1024 * 1024)} MB.")
+        raw = stream.read(limit + 1) if (stream is not None and limit) else (stream.read() if stream else b"")
+        if limit and len(raw) > limit:
+            raise PayloadTooLarge(f"The request body is larger than {limit // (1024 * 1024)} MB.")
+        if not raw:
+            return {}
+        try:
+            return json.loads(raw.decode(settings.DEFAULT_CHARSET))
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise exceptions.ParseError("The request body is not valid JSON.") from exc

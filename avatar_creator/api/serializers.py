@@ -1,0 +1,233 @@
+"""Input validation and output shape of the API. camelCase on the wire, exactly as SPEC.md."""
+
+from rest_framework import serializers
+
+from avatar_creator.models import AgeRange, Avatar, BodyType, Gender, Preview, Project, Style
+
+MAX_SEED = 2**32 - 1
+
+
+class StrictCharField(serializers.CharField):
+    """A CharField that refuses numbers, lists and objects instead of quietly turning them into text."""
+
+    default_error_messages = {"invalid": "Must be a string."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+def absolute_url(request, url: str | None) -> str | None:
+    if not url:
+        return None
+    if url.startswith(("http://", "https://")) or request is None:
+        return url
+    return request.build_absolute_uri(url)
+
+
+# Accounts
+
+
+class RegisterInput(serializers.Serializer):
+    username = StrictCharField(max_length=150, min_length=3)
+    password = StrictCharField(max_length=128, trim_whitespace=False)
+    email = serializers.EmailField(required=False, allow_blank=True, default="")
+
+    def validate_username(self, value):
+        from django.contrib.auth.validators import UnicodeUsernameValidator
+
+        UnicodeUsernameValidator()(value)
+        return value
+
+
+class TokenInput(serializers.Serializer):
+    username = StrictCharField(max_length=150)
+    password = StrictCharField(max_length=128, trim_whitespace=False)
+
+
+def user_data(user, *, balance: int) -> dict:
+    return {"username": user.username, "email": user.email, "credits": balance}
+
+
+# Projects
+
+
+class ProjectInput(serializers.Serializer):
+    name = StrictCharField(min_length=1, max_length=100)
+    description = StrictCharField(max_length=500, required=False, allow_blank=True, allow_null=True)
+
+    def validate_description(self, value):
+        return value or ""
+
+
+class ProjectOutput(serializers.ModelSerializer):
+    avatarCount = serializers.SerializerMethodField()
+    createdAt = serializers.DateTimeField(source="created_at")
+    updatedAt = serializers.DateTimeField(source="updated_at")
+
+    class Meta:
+        model = Project
+        fields = ["id", "name", "description", "avatarCount", "createdAt", "updatedAt"]
+
+    def get_avatarCount(self, project) -> int:
+        count = getattr(project, "avatar_count", None)
+        return project.avatars.count() if count is None else count
+
+
+# Avatars
+
+
+class AvatarRenameInput(serializers.Serializer):
+    name = StrictCharField(min_length=1, max_length=100)
+
+
+class AvatarOutput(serializers.ModelSerializer):
+    projectId = serializers.UUIDField(source="project_id")
+    imageUrl = serializers.SerializerMethodField()
+    thumbnailUrl = serializers.SerializerMethodField()
+    sourceType = serializers.CharField(source="source_type")
+    generationPrompt = serializers.CharField(source="generation_prompt", allow_null=True)
+    enhancedPrompt = serializers.CharField(source="enhanced_prompt", allow_null=True)
+    ageRange = serializers.CharField(source="age_range", allow_null=True)
+    bodyType = serializers.CharField(source="body_type")
+    createdAt = serializers.DateTimeField(source="created_at")
+
+    class Meta:
+        model = Avatar
+        fields = [
+            "id", "projectId", "name", "imageUrl", "thumbnailUrl", "sourceType", "generationPrompt",
+            "enhancedPrompt", "gender", "ageRange", "style", "ethnicity", "bodyType", "seed", "width", "height",
+            "createdAt",
+        ]  # fmt: skip
+
+    def get_imageUrl(self, avatar) -> str | None:
+        return absolute_url(self.context.get("request"), avatar.image.url if avatar.image else None)
+
+    def get_thumbnailUrl(self, avatar) -> str | None:
+        return absolute_url(self.context.get("request"), avatar.thumbnail.url if avatar.thumbnail else None)
+
+
+class ProjectDetailOutput(ProjectOutput):
+    avatars = serializers.SerializerMethodField()
+
+    class Meta(ProjectOutput.Meta):
+        fields = [*ProjectOutput.Meta.fields, "avatars"]
+
+    def get_avatars(self, project) -> list[dict]:
+        return AvatarOutput(project.avatars.order_by("-created_at"), many=True, context=self.context).data
+
+
+# Generation
+
+
+class PersonaInput(serializers.Serializer):
+    prompt = StrictCharField(min_length=10, max_length=500)
+    gender = serializers.ChoiceField(choices=Gender.choices, required=False, allow_null=True)
+    ageRange = serializers.ChoiceField(choices=AgeRange.choices, required=False, allow_null=True)
+    style = serializers.ChoiceField(choices=Style.choices, required=False, allow_null=True)
+    ethnicity = StrictCharField(max_length=50, required=False, allow_blank=True, allow_null=True)
+    bodyType = serializers.ChoiceField(choices=BodyType.choices, required=False, default=BodyType.HALF_BODY)
+    seed = StrictIntegerField(min_value=0, max_value=MAX_SEED, required=False, allow_null=True)
+
+    def persona(self) -> dict:
+        """The validated fields as the services' keyword arguments."""
+        data = self.validated_data
+        return {
+            "prompt": data["prompt"],
+            "gender": data.get("gender"),
+            "age_range": data.get("ageRange"),
+            "style": data.get("style"),
+            "ethnicity": data.get("ethnicity") or None,
+            "body_type": data.get("bodyType") or BodyType.HALF_BODY,
+            "seed": data.get("seed"),
+        }
+
+
+class LegacyGenerateInput(PersonaInput):
+    name = StrictCharField(min_length=1, max_length=100)
+    count = StrictIntegerField(min_value=1, max_value=5, required=False, default=1)
+
+
+class SaveByPreviewInput(serializers.Serializer):
+    previewId = serializers.UUIDField()
+    name = StrictCharField(min_length=1, max_length=100, required=False)
+
+
+class SaveLegacyInput(serializers.Serializer):
+    name = StrictCharField(min_length=1, max_length=100)
+    imageBase64 = StrictCharField(trim_whitespace=False)
+    thumbnailBase64 = StrictCharField(required=False, allow_blank=True, allow_null=True, trim_whitespace=False)
+    generationPrompt = StrictCharField(max_length=2000, required=False, allow_blank=True, allow_null=True)
+    gender = serializers.ChoiceField(choices=Gender.choices, required=False, allow_null=True)
+    ageRange = serializers.ChoiceField(choices=AgeRange.choices, required=False, allow_null=True)
+    style = serializers.ChoiceField(choices=Style.choices, required=False, allow_null=True)
+    ethnicity = StrictCharField(max_length=50, required=False, allow_blank=True, allow_null=True)
+    bodyType = serializers.ChoiceField(choices=BodyType.choices, required=False, default=BodyType.HALF_BODY)
+
+
+class PreviewOutput(serializers.ModelSerializer):
+    """A preview's state. Image URLs only once it succeeded; base64 only when asked for."""
+
+    enhancedPrompt = serializers.CharField(source="enhanced_prompt")
+    ageRange = serializers.CharField(source="age_range", allow_null=True)
+    bodyType = serializers.CharField(source="body_type")
+    projectId = serializers.UUIDField(source="project_id")
+    imageUrl = serializers.SerializerMethodField()
+    thumbnailUrl = serializers.SerializerMethodField()
+    error = serializers.SerializerMethodField()
+    avatarId = serializers.SerializerMethodField()
+    createdAt = serializers.DateTimeField(source="created_at")
+    startedAt = serializers.DateTimeField(source="started_at")
+    finishedAt = serializers.DateTimeField(source="finished_at")
+    expiresAt = serializers.DateTimeField(source="expires_at")
+
+    class Meta:
+        model = Preview
+        fields = [
+            "id", "projectId", "status", "prompt", "enhancedPrompt", "gender", "ageRange", "style", "ethnicity",
+            "bodyType", "seed", "width", "height", "attempts", "imageUrl", "thumbnailUrl", "error", "avatarId",
+            "createdAt", "startedAt", "finishedAt", "expiresAt",
+        ]  # fmt: skip
+
+    def _url(self, preview, kind: str) -> str | None:
+        from django.urls import reverse
+
+        if preview.status != "succeeded" or not preview.image:
+            return None
+        path = reverse(f"api:preview-{kind}", kwargs={"pk": preview.pk})
+        return absolute_url(self.context.get("request"), path)
+
+    def get_imageUrl(self, preview) -> str | None:
+        return self._url(preview, "image")
+
+    def get_thumbnailUrl(self, preview) -> str | None:
+        return self._url(preview, "thumbnail")
+
+    def get_error(self, preview) -> dict | None:
+        if preview.status != "failed":
+            return None
+        return {"code": preview.error_code, "message": preview.error_message}
+
+    def get_avatarId(self, preview) -> str | None:
+        try:
+            return str(preview.avatar.pk)
+        except Avatar.DoesNotExist:
+            return None
+
+    def to_representation(self, preview):
+        data = super().to_representation(preview)
+        if self.context.get("include_base64") and preview.status == "succeeded" and preview.image:
+            from avatar_creator.services import preview_read_files
+
+            image_b64, thumb_b64 = preview_read_files(preview=preview)
+            data["imageBase64"] = image_b64
+            data["thumbnailBase64"] = thumb_b64
+        return data

@@ -1,0 +1,199 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Gender(models.TextChoices):
+    MALE = "male", "Male"
+    FEMALE = "female", "Female"
+    UNISEX = "unisex", "Unisex"
+
+
+class AgeRange(models.TextChoices):
+    YOUNG = "young", "Young (20-25)"
+    ADULT = "adult", "Adult (30-40)"
+    MATURE = "mature", "Mature (45-55)"
+
+
+class Style(models.TextChoices):
+    CASUAL = "casual", "Casual"
+    FORMAL = "formal", "Formal"
+    SPORTY = "sporty", "Sporty"
+    PROFESSIONAL = "professional", "Professional"
+    TRADITIONAL = "traditional", "Traditional"
+
+
+class BodyType(models.TextChoices):
+    HALF_BODY = "half_body", "Half body (portrait)"
+    FULL_BODY = "full_body", "Full body"
+
+
+class SourceType(models.TextChoices):
+    AI_GENERATED = "ai_generated", "AI generated"
+    UPLOADED = "uploaded", "Uploaded"
+
+
+class PreviewStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELED = "canceled", "Canceled"
+    EXPIRED = "expired", "Expired"
+
+
+ACTIVE_PREVIEW_STATUSES = (PreviewStatus.QUEUED, PreviewStatus.RUNNING)
+FINISHED_PREVIEW_STATUSES = (
+    PreviewStatus.SUCCEEDED,
+    PreviewStatus.FAILED,
+    PreviewStatus.CANCELED,
+    PreviewStatus.EXPIRED,
+)
+
+
+class Project(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="projects")
+    name = models.CharField(max_length=100)
+    description = models.TextField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["owner", "-created_at"])]
+
+    def __str__(self):
+        return self.name
+
+
+class PersonaFields(models.Model):
+    """The description of a person that a generation starts from (shared by Avatar and Preview)."""
+
+    gender = models.CharField(max_length=10, choices=Gender.choices, null=True, blank=True)
+    age_range = models.CharField(max_length=10, choices=AgeRange.choices, null=True, blank=True)
+    style = models.CharField(max_length=20, choices=Style.choices, null=True, blank=True)
+    ethnicity = models.CharField(max_length=50, null=True, blank=True)
+    body_type = models.CharField(max_length=10, choices=BodyType.choices, default=BodyType.HALF_BODY)
+
+    class Meta:
+        abstract = True
+
+
+class Avatar(PersonaFields):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="avatars")
+    name = models.CharField(max_length=100)
+    image = models.ImageField(upload_to="avatars/", max_length=200)
+    thumbnail = models.ImageField(upload_to="avatars/thumbnails/", max_length=200)
+    source_type = models.CharField(max_length=20, choices=SourceType.choices, default=SourceType.AI_GENERATED)
+    generation_prompt = models.TextField(blank=True, default="")
+    enhanced_prompt = models.TextField(null=True, blank=True)
+    seed = models.BigIntegerField(null=True, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    # One avatar per saved preview: saving the same preview twice returns this row.
+    preview = models.OneToOneField("Preview", on_delete=models.SET_NULL, null=True, blank=True, related_name="avatar")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["project", "-created_at"])]
+
+    def __str__(self):
+        return self.name
+
+
+def preview_storage():
+    """Previews live in their own private storage (settings.STORAGES["previews"])."""
+    from django.core.files.storage import storages
+
+    return storages["previews"]
+
+
+class Preview(PersonaFields):
+    """One generation job: the free, private, expiring image a user looks at before saving."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="previews")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="previews")
+    status = models.CharField(max_length=10, choices=PreviewStatus.choices, default=PreviewStatus.QUEUED)
+    prompt = models.TextField()
+    enhanced_prompt = models.TextField(blank=True, default="")
+    negative_prompt = models.TextField(blank=True, default="")
+    seed = models.BigIntegerField()
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    generator = models.CharField(max_length=40, blank=True, default="")
+    model_used = models.CharField(max_length=200, blank=True, default="")
+    attempts = models.PositiveIntegerField(default=0)
+    error_code = models.CharField(max_length=40, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+    image = models.FileField(max_length=200, blank=True, default="", storage=preview_storage)
+    thumbnail = models.FileField(max_length=200, blank=True, default="", storage=preview_storage)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    deadline_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["owner", "created_at"]),
+            models.Index(fields=["status", "deadline_at"]),
+            models.Index(fields=["expires_at"]),
+        ]
+
+    def __str__(self):
+        return f"Preview {self.id} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_PREVIEW_STATUSES
+
+
+class CreditAccount(models.Model):
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="credit_account")
+    balance = models.IntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(balance__gte=0), name="credit_balance_not_negative")]
+
+    def __str__(self):
+        return f"{self.user} ({self.balance} credits)"
+
+
+class LedgerReason(models.TextChoices):
+    SIGNUP = "signup", "Signup bonus"
+    AVATAR_SAVE = "avatar_save", "Avatar saved"
+    GRANT = "grant", "Granted by an operator"
+    ADJUSTMENT = "adjustment", "Adjustment"
+    REFUND = "refund", "Refund"
+
+
+class CreditLedgerEntry(models.Model):
+    """Every change of a balance, written in the transaction that makes it."""
+
+    account = models.ForeignKey(CreditAccount, on_delete=models.CASCADE, related_name="entries")
+    delta = models.IntegerField()
+    balance_after = models.IntegerField()
+    reason = models.CharField(max_length=20, choices=LedgerReason.choices)
+    note = models.CharField(max_length=200, blank=True, default="")
+    avatar = models.ForeignKey(Avatar, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "credit ledger entries"
+        constraints = [models.CheckConstraint(condition=Q(balance_after__gte=0), name="ledger_balance_not_negative")]
+
+    def __str__(self):
+        return f"{self.delta:+d} ({self.reason})"

@@ -1,0 +1,223 @@
+"""Settings shared by every environment; values come from the environment (django-environ).
+
+The defaults here are the embedded local ones: SQLite, tasks in-process, local media and the
+offline generator, so the app runs with nothing installed but Python.
+"""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+env = environ.Env()
+env.read_env(BASE_DIR / ".env", overwrite=False) if (BASE_DIR / ".env").exists() else None
+
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="")
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_htmx",
+    "avatar_creator",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "lumiku.urls"
+WSGI_APPLICATION = "lumiku.wsgi.application"
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "avatar_creator.context_processors.avatar_creator",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+}
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "projects"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+MEDIA_URL = env("MEDIA_URL", default="/media/")
+MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(BASE_DIR / "media")))
+# Preview images are private: they live outside MEDIA_ROOT and are served only through an
+# owner-checking view, never by the media URL.
+PRIVATE_MEDIA_ROOT = Path(env("PRIVATE_MEDIA_ROOT", default=str(BASE_DIR / "private")))
+# Serve MEDIA_ROOT from Django itself (the embedded default; turn off behind a CDN or S3).
+SERVE_MEDIA = env.bool("SERVE_MEDIA", default=True)
+
+AWS_STORAGE_BUCKET_NAME = env("AWS_STORAGE_BUCKET_NAME", default="")
+if AWS_STORAGE_BUCKET_NAME:
+    AWS_S3_ENDPOINT_URL = env("AWS_S3_ENDPOINT_URL", default=None)
+    AWS_S3_REGION_NAME = env("AWS_S3_REGION_NAME", default=None)
+    AWS_QUERYSTRING_AUTH = env.bool("AWS_QUERYSTRING_AUTH", default=False)
+    AWS_S3_FILE_OVERWRITE = False
+    STORAGES = {
+        "default": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {"location": "media"}},
+        "previews": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {"location": "previews", "default_acl": "private", "querystring_auth": True},
+        },
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
+else:
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "previews": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(PRIVATE_MEDIA_ROOT), "base_url": None},
+        },
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+# Celery: without a broker, tasks run in-process (eagerly) so the app needs nothing but Python.
+REDIS_URL = env("REDIS_URL", default="")
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A redelivered message is taken up again after this long if its worker vanished mid-task.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=600),
+    "socket_connect_timeout": 3,
+    "socket_timeout": 5,
+    "max_retries": 1,
+}
+CELERY_BEAT_SCHEDULE = {
+    "purge-expired-previews": {"task": "avatar_creator.tasks.purge_expired_previews", "schedule": 300.0},
+    "reap-stuck-previews": {"task": "avatar_creator.tasks.reap_stuck_previews", "schedule": 60.0},
+}
+
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "avatar_creator.api.authentication.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PARSER_CLASSES": ["avatar_creator.api.parsers.BoundedJSONParser"],
+    "EXCEPTION_HANDLER": "avatar_creator.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_RATES": {"auth": env("AUTH_THROTTLE_RATE", default="10/min")},
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Lumiku Avatar Creator API",
+    "DESCRIPTION": "Portrait avatars with FLUX.1-dev and the XLabs Realism LoRA: preview (free), then save (credits).",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI from the installed sidecar package: no CDN is needed to read the docs.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "avatar_creator.api.schema.strip_trailing_slashes",
+    ],
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# Upload bounds: a legacy base64 save carries up to 10 MB of image, about 13.4 MB of base64.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=30 * 1024 * 1024)
+
+# The image generator.
+HUGGINGFACE_API_KEY = env("HUGGINGFACE_API_KEY", default="")
+FLUX_MODEL = env("FLUX_MODEL", default="black-forest-labs/FLUX.1-dev")
+FLUX_LORA_MODEL = env("FLUX_LORA_MODEL", default="XLabs-AI/flux-RealismLora")
+FLUX_USE_LORA = env.bool("FLUX_USE_LORA", default=True)
+FLUX_LORA_SCALE = env.float("FLUX_LORA_SCALE", default=0.9)
+FLUX_STEPS = env.int("FLUX_STEPS", default=28)
+FLUX_GUIDANCE_SCALE = env.float("FLUX_GUIDANCE_SCALE", default=3.5)
+FLUX_TIMEOUT = env.float("FLUX_TIMEOUT", default=120.0)
+HF_PROVIDER = env("HF_PROVIDER", default="auto")
+HF_INFERENCE_URL = env("HF_INFERENCE_URL", default="")
+AVATAR_GENERATOR = env("AVATAR_GENERATOR", default="huggingface" if HUGGINGFACE_API_KEY else "offline")
+
+# The product's economics and limits.
+AVATAR_SAVE_COST = env.int("AVATAR_SAVE_COST", default=10)
+AVATAR_SIGNUP_CREDITS = env.int("AVATAR_SIGNUP_CREDITS", default=100)
+AVATAR_PREVIEW_TTL = env.int("AVATAR_PREVIEW_TTL", default=24 * 3600)
+AVATAR_PREVIEW_RATE = env("AVATAR_PREVIEW_RATE", default="60/hour")
+# How long a waiting (synchronous) generate-preview holds the request before answering 504.
+AVATAR_SYNC_WAIT = env.float("AVATAR_SYNC_WAIT", default=180.0)
+# A preview's whole life in the queue, retries included; the reaper fails it after this.
+AVATAR_PREVIEW_DEADLINE = env.int("AVATAR_PREVIEW_DEADLINE", default=600)
+AVATAR_MAX_ATTEMPTS = env.int("AVATAR_MAX_ATTEMPTS", default=5)
+# Upper bound on one retry wait (model loading / Retry-After); keeps a retry inside the deadline.
+AVATAR_RETRY_MAX_WAIT = env.float("AVATAR_RETRY_MAX_WAIT", default=60.0)
+AVATAR_RETRY_BASE_DELAY = env.float("AVATAR_RETRY_BASE_DELAY", default=2.0)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.request": {"level": "ERROR"}},
+}
