@@ -131,6 +131,8 @@ class Preview(PersonaFields):
     attempts = models.PositiveIntegerField(default=0)
     error_code = models.CharField(max_length=40, blank=True, default="")
     error_message = models.TextField(blank=True, default="")
+    # Seconds the upstream asked us to wait (model loading, rate limit), reported to clients with the error.
+    retry_after = models.FloatField(null=True, blank=True)
     image = models.FileField(max_length=200, blank=True, default="", storage=preview_storage)
     thumbnail = models.FileField(max_length=200, blank=True, default="", storage=preview_storage)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)

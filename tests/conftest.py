@@ -7,8 +7,16 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from avatar_creator import services
+from tests.fake_image_api import fake_image_api_fixture  # noqa: F401 - fixtures shared by every test module
+from tests.worker import celery_worker_fixture, worker_env_fixture  # noqa: F401
 
 _counter = itertools.count(1)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _test_media_root():
+    yield
+    shutil.rmtree(settings.TEST_MEDIA_ROOT, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

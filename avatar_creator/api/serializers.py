@@ -227,7 +227,9 @@ class PreviewOutput(serializers.ModelSerializer):
         if self.context.get("include_base64") and preview.status == "succeeded" and preview.image:
             from avatar_creator.services import preview_read_files
 
-            image_b64, thumb_b64 = preview_read_files(preview=preview)
-            data["imageBase64"] = image_b64
-            data["thumbnailBase64"] = thumb_b64
+            try:
+                data["imageBase64"], data["thumbnailBase64"] = preview_read_files(preview=preview)
+            except OSError:
+                # The files went missing (expired under us, storage fault): say so rather than fail the request.
+                data["imageBase64"] = data["thumbnailBase64"] = None
         return data

@@ -10,6 +10,7 @@ router = SimpleRouter()
 router.trailing_slash = "/?"
 router.register("avatar-creator/projects", views.ProjectViewSet, basename="project")
 router.register("avatar-creator/avatars", views.AvatarViewSet, basename="avatar")
+router.register("avatar-creator/previews", views.PreviewViewSet, basename="preview")
 
 urlpatterns = [
     re_path(r"^auth/register/?$", views.RegisterView.as_view(), name="register"),

@@ -1,6 +1,9 @@
 """Thin viewsets: validate, call one service, shape the answer."""
 
+from django.conf import settings
 from django.contrib.auth import authenticate
+from django.http import FileResponse
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
@@ -11,7 +14,7 @@ from rest_framework.views import APIView
 
 from avatar_creator import selectors, services
 from avatar_creator.api import serializers as s
-from avatar_creator.errors import ServiceError
+from avatar_creator.errors import NotFound, ServiceError
 
 
 class InvalidCredentials(ServiceError):
@@ -120,6 +123,149 @@ class ProjectViewSet(viewsets.ViewSet):
         return Response(
             {"success": True, "avatars": s.AvatarOutput(avatars, many=True, context={"request": request}).data}
         )
+
+    @extend_schema(request=s.PersonaInput, responses={200: s.PreviewOutput, 202: s.PreviewOutput})
+    @action(detail=True, methods=["post"], url_path="avatars/generate-preview", url_name="generate-preview")
+    def generate_preview(self, request, pk=None):
+        project = self._project(request, pk)
+        persona = validated(s.PersonaInput, request.data).persona()
+        preview = services.preview_request(user=request.user, project=project, **persona)
+        if wants_async(request):
+            return preview_accepted(request, preview)
+        services.preview_wait(preview=preview, timeout=settings.AVATAR_SYNC_WAIT)
+        error = services.preview_error(preview=preview)
+        if error is not None:
+            raise error
+        body = {
+            "success": True,
+            "preview": preview_data(request, preview, include_base64=True),
+            "message": "Preview generated successfully. Review and save if you like it.",
+        }
+        return Response(body)
+
+    @extend_schema(request=s.SaveByPreviewInput, responses={201: s.AvatarOutput, 200: s.AvatarOutput})
+    @action(detail=True, methods=["post"], url_path="avatars/save-preview", url_name="save-preview")
+    def save_preview(self, request, pk=None):
+        project = self._project(request, pk)
+        if isinstance(request.data, dict) and "previewId" in request.data:
+            data = validated(s.SaveByPreviewInput, request.data).validated_data
+            avatar, created = services.preview_save(
+                user=request.user, project=project, preview_id=data["previewId"], name=data.get("name")
+            )
+        else:
+            data = validated(s.SaveLegacyInput, request.data).validated_data
+            avatar = services.avatar_save_upload(
+                user=request.user,
+                project=project,
+                name=data["name"],
+                image_base64=data["imageBase64"],
+                generation_prompt=data.get("generationPrompt") or "",
+                gender=data.get("gender"),
+                age_range=data.get("ageRange"),
+                style=data.get("style"),
+                ethnicity=data.get("ethnicity"),
+                body_type=data.get("bodyType"),
+            )
+            created = True
+        body = {
+            "success": True,
+            "avatar": s.AvatarOutput(avatar, context={"request": request}).data,
+            "message": "Avatar saved successfully" if created else "Avatar already saved",
+        }
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @extend_schema(request=s.LegacyGenerateInput, responses={201: s.AvatarOutput(many=True)})
+    @action(detail=True, methods=["post"], url_path="avatars/generate", url_name="generate")
+    def generate(self, request, pk=None):
+        project = self._project(request, pk)
+        serializer = validated(s.LegacyGenerateInput, request.data)
+        data = serializer.validated_data
+        is_async = wants_async(request)
+        previews, avatars = services.avatars_generate(
+            user=request.user, project=project, name=data["name"], count=data["count"], wait=not is_async,
+            **serializer.persona(),
+        )  # fmt: skip
+        if is_async:
+            body = {
+                "success": True,
+                "previews": [preview_data(request, p) for p in previews],
+                "message": "Previews queued. Poll each one, then save the ones you like.",
+            }
+            response = Response(body, status=status.HTTP_202_ACCEPTED)
+            response["Preference-Applied"] = "respond-async"
+            return response
+        body = {
+            "success": True,
+            "avatars": s.AvatarOutput(avatars, many=True, context={"request": request}).data,
+            "message": f"{len(avatars)} of {len(previews)} avatar(s) generated and saved.",
+        }
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+def wants_async(request) -> bool:
+    """RFC 7240: `Prefer: respond-async` (possibly among other preferences)."""
+    preferences = request.headers.get("Prefer", "")
+    return any(token.split(";")[0].strip().lower() == "respond-async" for token in preferences.split(","))
+
+
+def preview_data(request, preview, *, include_base64: bool = False) -> dict:
+    context = {"request": request, "include_base64": include_base64}
+    return s.PreviewOutput(preview, context=context).data
+
+
+def preview_accepted(request, preview) -> Response:
+    response = Response({"success": True, "preview": preview_data(request, preview)}, status=status.HTTP_202_ACCEPTED)
+    response["Location"] = reverse("api:preview-detail", kwargs={"pk": preview.pk})
+    response["Preference-Applied"] = "respond-async"
+    return response
+
+
+class PreviewViewSet(viewsets.ViewSet):
+    lookup_value_regex = r"[0-9a-fA-F-]{36}"
+    http_method_names = ["get", "post", "head", "options"]
+
+    def _preview(self, request, pk):
+        return selectors.preview_get_for_user(user=request.user, preview_id=pk)
+
+    @extend_schema(responses={200: s.PreviewOutput})
+    def retrieve(self, request, pk=None):
+        preview = self._preview(request, pk)
+        include = request.query_params.get("include", "")
+        include_base64 = "base64" in [part.strip() for part in include.split(",")]
+        return Response({"success": True, "preview": preview_data(request, preview, include_base64=include_base64)})
+
+    @extend_schema(request=None, responses={200: s.PreviewOutput})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        preview = services.preview_cancel(preview=self._preview(request, pk))
+        return Response({"success": True, "preview": preview_data(request, preview)})
+
+    @extend_schema(responses={(200, "image/*"): bytes})
+    @action(detail=True, methods=["get"], url_path="image", url_name="image")
+    def image(self, request, pk=None):
+        return self._file(self._preview(request, pk).image)
+
+    @extend_schema(responses={(200, "image/jpeg"): bytes})
+    @action(detail=True, methods=["get"], url_path="thumbnail", url_name="thumbnail")
+    def thumbnail(self, request, pk=None):
+        return self._file(self._preview(request, pk).thumbnail)
+
+    def _file(self, field):
+        if not field:
+            raise NotFound("This preview has no image (yet, or any more).")
+        try:
+            handle = field.storage.open(field.name, "rb")
+        except OSError:
+            raise NotFound("This preview's image is no longer available.") from None
+        response = FileResponse(handle, content_type=_content_type(field.name))
+        # Private to its owner: no shared caches.
+        response["Cache-Control"] = "private, max-age=3600"
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
+def _content_type(name: str) -> str:
+    return {"png": "image/png", "webp": "image/webp"}.get(name.rsplit(".", 1)[-1], "image/jpeg")
 
 
 class AvatarViewSet(viewsets.ViewSet):

@@ -1,13 +1,20 @@
 """The test suite: DATABASE_URL picks PostgreSQL in CI, SQLite otherwise."""
 
+import os
+import tempfile
+from pathlib import Path
+
 from .base import *  # noqa: F403
-from .base import BASE_DIR, env
+from .base import env
 
 SECRET_KEY = "test-only-not-a-secret"
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-MEDIA_ROOT = BASE_DIR / ".test-media" / "public"
-PRIVATE_MEDIA_ROOT = BASE_DIR / ".test-media" / "private"
+# A media folder per test run (processes a test starts inherit it), so parallel runs never share files.
+os.environ.setdefault("LUMIKU_TEST_MEDIA_ROOT", tempfile.mkdtemp(prefix="lumiku-test-media-"))
+TEST_MEDIA_ROOT = Path(os.environ["LUMIKU_TEST_MEDIA_ROOT"])
+MEDIA_ROOT = TEST_MEDIA_ROOT / "public"
+PRIVATE_MEDIA_ROOT = TEST_MEDIA_ROOT / "private"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(MEDIA_ROOT)}},
     "previews": {
@@ -16,15 +23,22 @@ STORAGES = {
     },
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
-# Tests decide the broker per test: the in-process default unless a test starts a worker.
-CELERY_BROKER_URL = ""
-CELERY_TASK_ALWAYS_EAGER = True
+# The test process runs tasks in-process; a Celery worker that a test starts gets LUMIKU_TEST_* variables so that
+# it uses the real broker and the fake image API (never the developer's own HUGGINGFACE_* settings).
+CELERY_BROKER_URL = env("LUMIKU_TEST_BROKER_URL", default="")
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-AVATAR_GENERATOR = "offline"
-HUGGINGFACE_API_KEY = ""
-HF_INFERENCE_URL = ""
+AVATAR_GENERATOR = env("LUMIKU_TEST_GENERATOR", default="offline")
+HUGGINGFACE_API_KEY = env("LUMIKU_TEST_HF_KEY", default="")
+HF_INFERENCE_URL = env("LUMIKU_TEST_HF_URL", default="")
+HF_PROVIDER = "hf-inference"
 AVATAR_RETRY_BASE_DELAY = 0.01
 AVATAR_RETRY_MAX_WAIT = 0.2
+FLUX_TIMEOUT = env.float("LUMIKU_TEST_FLUX_TIMEOUT", default=5.0)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    **CELERY_BROKER_TRANSPORT_OPTIONS,  # noqa: F405
+    "visibility_timeout": env.int("LUMIKU_TEST_VISIBILITY_TIMEOUT", default=30),
+}
 TEST_REDIS_URL = env("TEST_REDIS_URL", default="redis://127.0.0.1:6379/15")
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
 
