@@ -151,12 +151,15 @@ def project_update(*, project: Project, name: str | None = None, description: st
 
 
 def project_delete(*, project: Project) -> int:
-    """Delete a project with its avatars; their files go once the rows are gone for good."""
+    """Delete a project with its avatars and previews; their files go once the rows are gone for good.
+    Returns how many avatars went with it."""
     files = [name for avatar in project.avatars.all() for name in (avatar.image.name, avatar.thumbnail.name)]
-    count = project.avatars.count()
+    preview_files = [name for p in project.previews.all() for name in (p.image.name, p.thumbnail.name)]
+    count = len(files) // 2
     with transaction.atomic():
         project.delete()
         transaction.on_commit(lambda: _delete_files(default_storage, files))
+        transaction.on_commit(lambda: _delete_files(preview_storage(), preview_files))
     return count
 
 

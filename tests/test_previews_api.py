@@ -410,3 +410,14 @@ def test_reaper_fails_previews_stuck_past_their_deadline(alice, project, setting
     fresh.refresh_from_db()
     assert (stuck.status, stuck.error_code) == ("failed", "GENERATION_TIMEOUT")
     assert fresh.status == "queued"
+
+
+def test_project_delete_removes_preview_files_too(alice_api, project):
+    from avatar_creator.models import preview_storage
+
+    preview_id = generate(alice_api, project).json()["preview"]["id"]
+    preview = Preview.objects.get(pk=preview_id)
+    files = [preview.image.name, preview.thumbnail.name]
+    assert alice_api.delete(f"/api/avatar-creator/projects/{project.pk}").status_code == 200
+    assert not Preview.objects.filter(pk=preview_id).exists()
+    assert [preview_storage().exists(name) for name in files] == [False, False]

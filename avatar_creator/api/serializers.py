@@ -53,6 +53,12 @@ class TokenInput(serializers.Serializer):
     password = StrictCharField(max_length=128, trim_whitespace=False)
 
 
+class UserOutput(serializers.Serializer):
+    username = serializers.CharField()
+    email = serializers.CharField()
+    credits = serializers.IntegerField()
+
+
 def user_data(user, *, balance: int) -> dict:
     return {"username": user.username, "email": user.email, "credits": balance}
 
@@ -185,8 +191,8 @@ class PreviewOutput(serializers.ModelSerializer):
     error = serializers.SerializerMethodField()
     avatarId = serializers.SerializerMethodField()
     createdAt = serializers.DateTimeField(source="created_at")
-    startedAt = serializers.DateTimeField(source="started_at")
-    finishedAt = serializers.DateTimeField(source="finished_at")
+    startedAt = serializers.DateTimeField(source="started_at", allow_null=True)
+    finishedAt = serializers.DateTimeField(source="finished_at", allow_null=True)
     expiresAt = serializers.DateTimeField(source="expires_at")
 
     class Meta:
@@ -233,3 +239,13 @@ class PreviewOutput(serializers.ModelSerializer):
                 # The files went missing (expired under us, storage fault): say so rather than fail the request.
                 data["imageBase64"] = data["thumbnailBase64"] = None
         return data
+
+
+class PreviewWithImagesOutput(PreviewOutput):
+    """Documents the base64 fields a preview carries when they were asked for (see to_representation)."""
+
+    imageBase64 = serializers.CharField(read_only=True, allow_null=True)
+    thumbnailBase64 = serializers.CharField(read_only=True, allow_null=True)
+
+    class Meta(PreviewOutput.Meta):
+        fields = [*PreviewOutput.Meta.fields, "imageBase64", "thumbnailBase64"]

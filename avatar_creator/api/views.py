@@ -4,17 +4,28 @@ from django.conf import settings
 from django.contrib.auth import authenticate
 from django.http import FileResponse
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
+from rest_framework.serializers import CharField
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from avatar_creator import selectors, services
 from avatar_creator.api import serializers as s
+from avatar_creator.api.schema import envelope
 from avatar_creator.errors import NotFound, ServiceError
+
+PROJECT_RESPONSE = envelope("ProjectResponse", project=s.ProjectOutput())
+AVATAR_RESPONSE = envelope("AvatarResponse", avatar=s.AvatarOutput())
+SAVED_RESPONSE = envelope("AvatarSavedResponse", avatar=s.AvatarOutput(), message=CharField())
+PREVIEW_RESPONSE = envelope("PreviewResponse", preview=s.PreviewOutput())
+MESSAGE_RESPONSE = envelope("MessageResponse", message=CharField())
+PREFER_HEADER = OpenApiParameter(
+    "Prefer", str, OpenApiParameter.HEADER, description="`respond-async`: answer 202 at once and poll the preview"
+)
 
 
 class InvalidCredentials(ServiceError):
@@ -43,7 +54,9 @@ class RegisterView(APIView):
     permission_classes = [AllowAny]
     throttle_classes = [AuthThrottle]
 
-    @extend_schema(request=s.RegisterInput, responses={201: dict})
+    @extend_schema(
+        request=s.RegisterInput, responses={201: envelope("RegisterResponse", token=CharField(), user=s.UserOutput())}
+    )
     def post(self, request):
         data = validated(s.RegisterInput, request.data).validated_data
         user, token = services.user_register(username=data["username"], password=data["password"], email=data["email"])
@@ -57,7 +70,7 @@ class TokenView(APIView):
     permission_classes = [AllowAny]
     throttle_classes = [AuthThrottle]
 
-    @extend_schema(request=s.TokenInput, responses={200: dict})
+    @extend_schema(request=s.TokenInput, responses={200: envelope("TokenResponse", token=CharField())})
     def post(self, request):
         data = validated(s.TokenInput, request.data).validated_data
         # authenticate() runs the password hasher even for unknown users, so timing does not reveal them.
@@ -68,7 +81,7 @@ class TokenView(APIView):
 
 
 class MeView(APIView):
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: envelope("MeResponse", user=s.UserOutput())})
     def get(self, request):
         balance = selectors.credit_balance_for_user(user=request.user)
         return Response({"success": True, "user": s.user_data(request.user, balance=balance)})
@@ -81,12 +94,12 @@ class ProjectViewSet(viewsets.ViewSet):
     def _project(self, request, pk):
         return selectors.project_get_for_user(user=request.user, project_id=pk)
 
-    @extend_schema(responses={200: s.ProjectOutput(many=True)})
+    @extend_schema(responses={200: envelope("ProjectListResponse", projects=s.ProjectOutput(many=True))})
     def list(self, request):
         projects = selectors.project_list_for_user(user=request.user)
         return Response({"success": True, "projects": s.ProjectOutput(projects, many=True).data})
 
-    @extend_schema(request=s.ProjectInput, responses={201: s.ProjectOutput})
+    @extend_schema(request=s.ProjectInput, responses={201: PROJECT_RESPONSE})
     def create(self, request):
         data = validated(s.ProjectInput, request.data).validated_data
         project = services.project_create(
@@ -95,13 +108,13 @@ class ProjectViewSet(viewsets.ViewSet):
         project = self._project(request, project.pk)
         return Response({"success": True, "project": s.ProjectOutput(project).data}, status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses={200: s.ProjectDetailOutput})
+    @extend_schema(responses={200: envelope("ProjectDetailResponse", project=s.ProjectDetailOutput())})
     def retrieve(self, request, pk=None):
         project = self._project(request, pk)
         body = {"success": True, "project": s.ProjectDetailOutput(project, context={"request": request}).data}
         return Response(body)
 
-    @extend_schema(request=s.ProjectInput(partial=True), responses={200: s.ProjectOutput})
+    @extend_schema(request=s.ProjectInput(partial=True), responses={200: PROJECT_RESPONSE})
     def partial_update(self, request, pk=None):
         project = self._project(request, pk)
         data = validated(s.ProjectInput, request.data, partial=True).validated_data
@@ -109,13 +122,13 @@ class ProjectViewSet(viewsets.ViewSet):
         project = self._project(request, pk)
         return Response({"success": True, "project": s.ProjectOutput(project).data})
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: MESSAGE_RESPONSE})
     def destroy(self, request, pk=None):
         project = self._project(request, pk)
         removed = services.project_delete(project=project)
         return Response({"success": True, "message": f"Project deleted with {removed} avatar(s)."})
 
-    @extend_schema(responses={200: s.AvatarOutput(many=True)})
+    @extend_schema(responses={200: envelope("AvatarListResponse", avatars=s.AvatarOutput(many=True))})
     @action(detail=True, methods=["get"], url_path="avatars")
     def avatars(self, request, pk=None):
         project = self._project(request, pk)
@@ -124,7 +137,14 @@ class ProjectViewSet(viewsets.ViewSet):
             {"success": True, "avatars": s.AvatarOutput(avatars, many=True, context={"request": request}).data}
         )
 
-    @extend_schema(request=s.PersonaInput, responses={200: s.PreviewOutput, 202: s.PreviewOutput})
+    @extend_schema(
+        request=s.PersonaInput,
+        parameters=[PREFER_HEADER],
+        responses={
+            200: envelope("PreviewGeneratedResponse", preview=s.PreviewWithImagesOutput(), message=CharField()),
+            202: PREVIEW_RESPONSE,
+        },
+    )
     @action(detail=True, methods=["post"], url_path="avatars/generate-preview", url_name="generate-preview")
     def generate_preview(self, request, pk=None):
         project = self._project(request, pk)
@@ -143,7 +163,14 @@ class ProjectViewSet(viewsets.ViewSet):
         }
         return Response(body)
 
-    @extend_schema(request=s.SaveByPreviewInput, responses={201: s.AvatarOutput, 200: s.AvatarOutput})
+    @extend_schema(
+        request=PolymorphicProxySerializer(
+            component_name="SavePreviewRequest",
+            serializers=[s.SaveByPreviewInput, s.SaveLegacyInput],
+            resource_type_field_name=None,
+        ),
+        responses={201: SAVED_RESPONSE, 200: SAVED_RESPONSE},
+    )
     @action(detail=True, methods=["post"], url_path="avatars/save-preview", url_name="save-preview")
     def save_preview(self, request, pk=None):
         project = self._project(request, pk)
@@ -174,7 +201,14 @@ class ProjectViewSet(viewsets.ViewSet):
         }
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
-    @extend_schema(request=s.LegacyGenerateInput, responses={201: s.AvatarOutput(many=True)})
+    @extend_schema(
+        request=s.LegacyGenerateInput,
+        parameters=[PREFER_HEADER],
+        responses={
+            201: envelope("GenerateResponse", avatars=s.AvatarOutput(many=True), message=CharField()),
+            202: envelope("GenerateQueuedResponse", previews=s.PreviewOutput(many=True), message=CharField()),
+        },
+    )
     @action(detail=True, methods=["post"], url_path="avatars/generate", url_name="generate")
     def generate(self, request, pk=None):
         project = self._project(request, pk)
@@ -227,14 +261,17 @@ class PreviewViewSet(viewsets.ViewSet):
     def _preview(self, request, pk):
         return selectors.preview_get_for_user(user=request.user, preview_id=pk)
 
-    @extend_schema(responses={200: s.PreviewOutput})
+    @extend_schema(
+        parameters=[OpenApiParameter("include", str, description="`base64` adds imageBase64 and thumbnailBase64")],
+        responses={200: envelope("PreviewDetailResponse", preview=s.PreviewWithImagesOutput())},
+    )
     def retrieve(self, request, pk=None):
         preview = self._preview(request, pk)
         include = request.query_params.get("include", "")
         include_base64 = "base64" in [part.strip() for part in include.split(",")]
         return Response({"success": True, "preview": preview_data(request, preview, include_base64=include_base64)})
 
-    @extend_schema(request=None, responses={200: s.PreviewOutput})
+    @extend_schema(request=None, responses={200: PREVIEW_RESPONSE})
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         preview = services.preview_cancel(preview=self._preview(request, pk))
@@ -275,19 +312,19 @@ class AvatarViewSet(viewsets.ViewSet):
     def _avatar(self, request, pk):
         return selectors.avatar_get_for_user(user=request.user, avatar_id=pk)
 
-    @extend_schema(responses={200: s.AvatarOutput})
+    @extend_schema(responses={200: AVATAR_RESPONSE})
     def retrieve(self, request, pk=None):
         avatar = self._avatar(request, pk)
         return Response({"success": True, "avatar": s.AvatarOutput(avatar, context={"request": request}).data})
 
-    @extend_schema(request=s.AvatarRenameInput, responses={200: s.AvatarOutput})
+    @extend_schema(request=s.AvatarRenameInput, responses={200: AVATAR_RESPONSE})
     def partial_update(self, request, pk=None):
         avatar = self._avatar(request, pk)
         data = validated(s.AvatarRenameInput, request.data).validated_data
         services.avatar_rename(avatar=avatar, name=data["name"])
         return Response({"success": True, "avatar": s.AvatarOutput(avatar, context={"request": request}).data})
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: MESSAGE_RESPONSE})
     def destroy(self, request, pk=None):
         avatar = self._avatar(request, pk)
         services.avatar_delete(avatar=avatar)
