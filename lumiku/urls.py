@@ -1,15 +1,28 @@
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth.views import LogoutView
 from django.urls import include, path, re_path
 from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from avatar_creator.throttling import ThrottledAdminAuthenticationForm, ThrottledLoginView
+
+# Every login form shares the API's brute-force budget (avatar_creator/throttling.py).
+admin.site.login_form = ThrottledAdminAuthenticationForm
+browsable_api_auth = (
+    [
+        path("login/", ThrottledLoginView.as_view(template_name="rest_framework/login.html"), name="login"),
+        path("logout/", LogoutView.as_view(), name="logout"),
+    ],
+    "rest_framework",
+)
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/", include("avatar_creator.api.urls")),
-    path("api-auth/", include("rest_framework.urls")),
+    path("api-auth/", include(browsable_api_auth)),
     path("", include("avatar_creator.urls")),
 ]
 

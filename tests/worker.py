@@ -45,6 +45,25 @@ class CeleryWorker:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def pool_pids(self) -> list[int]:
+        """The pids of the prefork pool's processes (Linux: read from /proc)."""
+        if not self.process:
+            return []
+        pids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # exited while we looked
+            if int(fields[1]) == self.process.pid:
+                pids.append(int(stat.parent.name))
+        return pids
+
+    def kill_pool(self) -> None:
+        """SIGKILL the pool processes only (as the OOM killer would); the main process lives on and replaces them."""
+        for pid in self.pool_pids():
+            os.kill(pid, signal.SIGKILL)
+
     def kill(self) -> None:
         """SIGKILL the whole worker (main process and its pool) as a crash would."""
         if self.process and self.process.poll() is None:
@@ -100,6 +119,30 @@ def worker_env_fixture(transactional_db, fake_image_api, tmp_path):
         "LUMIKU_TEST_HF_URL": f"{fake_image_api.url}/models/XLabs-AI/flux-RealismLora",
     }
     return env
+
+
+@pytest.fixture(name="start_worker")
+def start_worker_fixture(worker_env, tmp_path, settings):
+    """Start real workers on demand (one after another, or several), each with extra environment variables.
+
+    The test process publishes to the real broker while the fixture is active; every worker is stopped afterwards.
+    """
+    settings.AVATAR_GENERATOR = "huggingface"
+    workers: list[CeleryWorker] = []
+
+    def start(**extra_env: str) -> CeleryWorker:
+        worker = CeleryWorker(env={**worker_env, **extra_env}, log_path=tmp_path / f"worker-{len(workers) + 1}.log")
+        workers.append(worker)
+        worker.start()
+        return worker
+
+    use_broker(redis_url())
+    try:
+        yield start
+    finally:
+        use_broker(None)
+        for worker in workers:
+            worker.stop()
 
 
 @pytest.fixture(name="celery_worker")

@@ -2,11 +2,13 @@
 
 import logging
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
+from avatar_creator.api.parsers import PayloadTooLarge
 from avatar_creator.errors import ServiceError
 
 logger = logging.getLogger(__name__)
@@ -41,6 +43,9 @@ def _flatten(detail):
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, RequestDataTooBig):
+        # DRF reads request.body before the parser runs, so Django's own size check fires first.
+        exc = PayloadTooLarge.over(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
     if isinstance(exc, ServiceError):
         response = Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
         for header, value in exc.headers.items():
@@ -102,6 +107,9 @@ def handler500(request):
 
 def handler400(request, exception=None):
     if _wants_json(request):
+        if isinstance(exception, RequestDataTooBig):
+            too_large = PayloadTooLarge.over(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+            return JsonResponse(error_body(too_large.code, too_large.message), status=too_large.status)
         return JsonResponse(error_body("BAD_REQUEST", "The request could not be understood."), status=400)
     from django.views.defaults import bad_request
 

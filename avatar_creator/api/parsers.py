@@ -12,6 +12,10 @@ class PayloadTooLarge(ServiceError):
     status = 413
     default_message = "The request body is too large."
 
+    @classmethod
+    def over(cls, limit: int) -> "PayloadTooLarge":
+        return cls(f"The request body is larger than {_size_words(limit)}.")
+
 
 class BoundedJSONParser(JSONParser):
     """JSON with a size bound checked before reading, and deep nesting answered as a parse error.
@@ -27,13 +31,21 @@ class BoundedJSONParser(JSONParser):
         except ValueError:
             length = 0
         if limit and length > limit:
-            raise PayloadTooLarge(f"The request body is larger than {limit // (1024 * 1024)} MB.")
+            raise PayloadTooLarge.over(limit)
         raw = stream.read(limit + 1) if (stream is not None and limit) else (stream.read() if stream else b"")
         if limit and len(raw) > limit:
-            raise PayloadTooLarge(f"The request body is larger than {limit // (1024 * 1024)} MB.")
+            raise PayloadTooLarge.over(limit)
         if not raw:
             return {}
         try:
             return json.loads(raw.decode(settings.DEFAULT_CHARSET))
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise exceptions.ParseError("The request body is not valid JSON.") from exc
+
+
+def _size_words(size: int) -> str:
+    """30 MB, 64 KB or 100 bytes: a limit below a megabyte must not read as "0 MB"."""
+    for unit, name in ((1024 * 1024, "MB"), (1024, "KB")):
+        if size >= unit:
+            return f"{size / unit:g} {name}"
+    return f"{size} bytes"

@@ -1,6 +1,6 @@
 """OpenAPI details: the success envelope per endpoint and the one error envelope on every operation."""
 
-from drf_spectacular.utils import inline_serializer
+from drf_spectacular.utils import extend_schema_serializer, inline_serializer
 from rest_framework import serializers
 
 ERROR_ENVELOPE = {
@@ -33,8 +33,13 @@ _ERROR_STATUSES = {
 
 
 def envelope(name: str, **fields) -> serializers.Serializer:
-    """`{"success": true, ...fields}` as a named schema component."""
-    return inline_serializer(name=name, fields={"success": serializers.BooleanField(), **fields})
+    """`{"success": true, ...fields}` as a named schema component.
+
+    Always one object: without `many=False`, drf-spectacular would wrap a `list` action's envelope in an array.
+    """
+    serializer = inline_serializer(name=name, fields={"success": serializers.BooleanField(), **fields})
+    extend_schema_serializer(many=False)(type(serializer))
+    return serializer
 
 
 def postprocess(result, generator, request, public):

@@ -242,10 +242,13 @@ class PreviewOutput(serializers.ModelSerializer):
 
 
 class PreviewWithImagesOutput(PreviewOutput):
-    """Documents the base64 fields a preview carries when they were asked for (see to_representation)."""
+    """Documents the base64 fields a preview carries when they were asked for (see to_representation).
 
-    imageBase64 = serializers.CharField(read_only=True, allow_null=True)
-    thumbnailBase64 = serializers.CharField(read_only=True, allow_null=True)
+    Not read-only on purpose: the schema would then list them as required, and they are absent unless asked for.
+    """
+
+    imageBase64 = serializers.CharField(required=False, allow_null=True)
+    thumbnailBase64 = serializers.CharField(required=False, allow_null=True)
 
     class Meta(PreviewOutput.Meta):
         fields = [*PreviewOutput.Meta.fields, "imageBase64", "thumbnailBase64"]

@@ -10,13 +10,13 @@ from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.serializers import CharField
-from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from avatar_creator import selectors, services
 from avatar_creator.api import serializers as s
 from avatar_creator.api.schema import envelope
 from avatar_creator.errors import NotFound, ServiceError
+from avatar_creator.throttling import AuthThrottle
 
 PROJECT_RESPONSE = envelope("ProjectResponse", project=s.ProjectOutput())
 AVATAR_RESPONSE = envelope("AvatarResponse", avatar=s.AvatarOutput())
@@ -38,15 +38,6 @@ def validated(serializer_class, data, **kwargs):
     serializer = serializer_class(data=data, **kwargs)
     serializer.is_valid(raise_exception=True)
     return serializer
-
-
-class AuthThrottle(SimpleRateThrottle):
-    """Login and registration attempts per client address (brute force protection)."""
-
-    scope = "auth"
-
-    def get_cache_key(self, request, view):
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
 
 class RegisterView(APIView):

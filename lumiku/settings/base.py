@@ -79,6 +79,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# The database store, minus a 500 on crafted session cookies (see avatar_creator/sessions.py).
+SESSION_ENGINE = "avatar_creator.sessions"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "projects"
 LOGOUT_REDIRECT_URL = "login"
@@ -134,9 +136,14 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# A redelivered message is taken up again after this long if its worker vanished mid-task.
+# A message whose worker vanished mid-task is taken back after `visibility_timeout` seconds unacknowledged; workers
+# sweep for such messages every interval * throttle seconds. The timeout must exceed a task's hard limit
+# (FLUX_TIMEOUT + 60 s) or a slow but live task runs twice, and timeout + sweep + one generation must fit inside
+# AVATAR_PREVIEW_DEADLINE or the redelivered attempt finds its preview already out of time.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=600),
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=300),
+    "unacked_restore_interval": 10,
+    "unacked_restore_throttle": 3,
     "socket_connect_timeout": 3,
     "socket_timeout": 5,
     "max_retries": 1,
@@ -165,6 +172,9 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "avatar_creator.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {"auth": env("AUTH_THROTTLE_RATE", default="10/min")},
+    # How many proxies stand in front of the app: the client address a throttle counts is taken that many entries
+    # from the end of X-Forwarded-For. 0 means REMOTE_ADDR; unset, DRF would trust the client's own header.
+    "NUM_PROXIES": env.int("DJANGO_NUM_PROXIES", default=0),
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {

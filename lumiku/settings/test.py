@@ -38,6 +38,16 @@ FLUX_TIMEOUT = env.float("LUMIKU_TEST_FLUX_TIMEOUT", default=5.0)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     **CELERY_BROKER_TRANSPORT_OPTIONS,  # noqa: F405
     "visibility_timeout": env.int("LUMIKU_TEST_VISIBILITY_TIMEOUT", default=30),
+    # How often a worker sweeps for messages a dead worker left unacknowledged (every interval * throttle seconds);
+    # the worker-kill test makes it every second to stay fast.
+    "unacked_restore_interval": env.int(
+        "LUMIKU_TEST_RESTORE_INTERVAL",
+        default=CELERY_BROKER_TRANSPORT_OPTIONS["unacked_restore_interval"],  # noqa: F405
+    ),
+    "unacked_restore_throttle": env.int(
+        "LUMIKU_TEST_RESTORE_THROTTLE",
+        default=CELERY_BROKER_TRANSPORT_OPTIONS["unacked_restore_throttle"],  # noqa: F405
+    ),
 }
 TEST_REDIS_URL = env("TEST_REDIS_URL", default="redis://127.0.0.1:6379/15")
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405

@@ -1,0 +1,400 @@
+"""Fault tolerance: workers that die mid-generation, a broker that is down, previews whose worker vanished,
+storage that fails while saving. Real processes where the fault is a process (Celery worker, Redis, PostgreSQL).
+
+After every scenario that touches credits the same invariant is checked: an avatar exists if and only if
+exactly one save charge is linked to it, and every balance is the sum of its ledger.
+"""
+
+import base64
+import re
+import socket
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.core.files.storage import storages
+from django.utils import timezone
+
+from avatar_creator import generators, services, tasks
+from avatar_creator.models import (
+    ACTIVE_PREVIEW_STATUSES,
+    Avatar,
+    CreditAccount,
+    CreditLedgerEntry,
+    LedgerReason,
+    Preview,
+    PreviewStatus,
+    preview_storage,
+)
+from lumiku.celery import app
+from tests.factories import jpeg_bytes, make_project
+from tests.fake_image_api import Reply
+from tests.worker import start_worker_fixture, use_broker  # noqa: F401 - start_worker is used as a fixture
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PROMPT = "Professional Indonesian woman with modern hijab, smiling"
+# A worker that sweeps for orphaned (unacknowledged) messages every second and takes back any older than 6 s
+# (long enough for the second worker to finish its own attempt before the message could look orphaned again).
+FAST_REDELIVERY = {
+    "LUMIKU_TEST_VISIBILITY_TIMEOUT": "6",
+    "LUMIKU_TEST_RESTORE_INTERVAL": "1",
+    "LUMIKU_TEST_RESTORE_THROTTLE": "1",
+}
+UUID_HEX = r"[0-9a-f]{32}"
+
+
+def generate(api, project, *, asynchronous=False, **fields):
+    headers = {"HTTP_PREFER": "respond-async"} if asynchronous else {}
+    url = f"/api/avatar-creator/projects/{project.pk}/avatars/generate-preview"
+    return api.post(url, {"prompt": PROMPT, **fields}, format="json", **headers)
+
+
+def save(api, project, body):
+    return api.post(f"/api/avatar-creator/projects/{project.pk}/avatars/save-preview", body, format="json")
+
+
+def wait_for(condition, *, timeout: float, what: str, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def finished(preview_id) -> Preview | None:
+    preview = Preview.objects.get(pk=preview_id)
+    return preview if preview.is_finished else None
+
+
+def balance(user) -> int:
+    return CreditAccount.objects.get(user=user).balance
+
+
+def files_under(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def assert_every_save_charged_once():
+    """Charged if and only if saved: one AVATAR_SAVE entry per avatar, none without one, balances add up."""
+    charged = CreditLedgerEntry.objects.filter(reason=LedgerReason.AVATAR_SAVE)
+    assert sorted(map(str, charged.values_list("avatar_id", flat=True))) == sorted(
+        map(str, Avatar.objects.values_list("pk", flat=True))
+    )
+    for account in CreditAccount.objects.all():
+        assert account.balance == sum(account.entries.values_list("delta", flat=True))
+
+
+def _stuck_preview(user, project, *, status: str, deadline_ago: timedelta, **fields) -> Preview:
+    now = timezone.now()
+    return Preview.objects.create(
+        owner=user, project=project, prompt=PROMPT, status=status, seed=1, width=1024, height=1024,
+        enhanced_prompt="p", attempts=1 if status == PreviewStatus.RUNNING else 0,
+        started_at=now - deadline_ago if status == PreviewStatus.RUNNING else None,
+        deadline_at=now - deadline_ago, expires_at=now + timedelta(hours=1), **fields,
+    )  # fmt: skip
+
+
+# A worker killed in the middle of a generation
+
+
+def test_worker_killed_mid_generation_is_redelivered_and_succeeds(start_worker, fake_image_api, alice_api, alice):
+    fake_image_api.script(Reply("ok", delay=4))  # the first attempt is still waiting on the image API when killed
+    first = start_worker(**FAST_REDELIVERY)
+    project = make_project(alice)
+    preview_id = generate(alice_api, project, asynchronous=True, seed=77).json()["preview"]["id"]
+    wait_for(
+        lambda: fake_image_api.requests and Preview.objects.get(pk=preview_id).status == PreviewStatus.RUNNING,
+        timeout=15,
+        what="the first worker to call the image API",
+    )
+    first.kill()
+    assert Preview.objects.get(pk=preview_id).status == PreviewStatus.RUNNING  # orphaned mid-generation
+
+    second = start_worker(**FAST_REDELIVERY)
+    preview = wait_for(lambda: finished(preview_id), timeout=25, what="the redelivered preview")
+
+    assert (preview.status, preview.attempts) == (PreviewStatus.SUCCEEDED, 2), second.log()
+    assert [request.json["parameters"]["seed"] for request in fake_image_api.requests] == [77, 77]
+    assert [preview_storage().exists(name) for name in (preview.image.name, preview.thumbnail.name)] == [True, True]
+    saved = save(alice_api, project, {"previewId": preview_id, "name": "Survivor"})
+    assert (saved.status_code, balance(alice)) == (201, 90)
+    assert_every_save_charged_once()
+
+
+def test_redelivery_after_a_crash_fits_inside_the_preview_deadline():
+    """The production defaults (settings/base.py): a crashed worker's job comes back while its preview can still
+    succeed, and a slow but live job is never taken back from its worker."""
+    from lumiku.settings import base
+
+    options = base.CELERY_BROKER_TRANSPORT_OPTIONS
+    sweep = options["unacked_restore_interval"] * options["unacked_restore_throttle"]
+    hard_time_limit = base.FLUX_TIMEOUT + 60  # tasks.run_preview's time_limit
+    assert options["visibility_timeout"] > hard_time_limit
+    assert options["visibility_timeout"] + sweep + base.FLUX_TIMEOUT < base.AVATAR_PREVIEW_DEADLINE
+
+
+def test_worker_pool_process_killed_mid_generation_is_retried(start_worker, fake_image_api, alice_api, alice):
+    fake_image_api.script(Reply("ok", delay=4))
+    worker = start_worker()  # default (slow) redelivery: the main process itself must requeue the lost task
+    project = make_project(alice)
+    preview_id = generate(alice_api, project, asynchronous=True).json()["preview"]["id"]
+    wait_for(lambda: fake_image_api.requests, timeout=15, what="the worker to call the image API")
+    worker.kill_pool()
+
+    preview = wait_for(lambda: finished(preview_id), timeout=20, what="the retried preview")
+
+    assert (preview.status, preview.attempts) == (PreviewStatus.SUCCEEDED, 2), worker.log()
+    assert len(fake_image_api.requests) == 2
+    assert worker.process.poll() is None  # the worker survived the loss of its pool process
+
+
+# The broker is unreachable when a preview is requested
+
+
+@pytest.fixture
+def broker_down():
+    """Redis refusing connections (nothing listens on port 1)."""
+    use_broker("redis://127.0.0.1:1/0")
+    try:
+        yield
+    finally:
+        use_broker(None)
+
+
+@pytest.fixture
+def broker_hanging():
+    """A broker host that accepts the connection and then never answers (a hung or blackholed Redis)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    use_broker(f"redis://127.0.0.1:{listener.getsockname()[1]}/0")
+    try:
+        yield
+    finally:
+        use_broker(None)
+        listener.close()
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["waiting", "async"])
+def test_broker_down_answers_503_and_fails_the_preview(broker_down, alice_api, alice, asynchronous):
+    project = make_project(alice)
+    started = time.monotonic()
+    response = generate(alice_api, project, asynchronous=asynchronous)
+    elapsed = time.monotonic() - started
+
+    assert response.status_code == 503
+    error = response.json()["error"]
+    assert error["code"] == "QUEUE_UNAVAILABLE"
+    assert elapsed < 5
+    preview = Preview.objects.get()
+    assert str(preview.pk) == error["details"]["previewId"]
+    assert (preview.status, preview.error_code) == (PreviewStatus.FAILED, "QUEUE_UNAVAILABLE")
+    assert preview.finished_at is not None
+    polled = alice_api.get(f"/api/avatar-creator/previews/{preview.pk}").json()["preview"]
+    assert (polled["status"], polled["error"]["code"]) == ("failed", "QUEUE_UNAVAILABLE")
+
+
+def test_broker_hanging_answers_503_within_the_socket_timeout(broker_hanging, alice_api, alice):
+    project = make_project(alice)
+    started = time.monotonic()
+    response = generate(alice_api, project, asynchronous=True)
+    elapsed = time.monotonic() - started
+
+    assert (response.status_code, response.json()["error"]["code"]) == (503, "QUEUE_UNAVAILABLE")
+    # Bounded by the broker's socket_timeout (5 s), not by Celery's publish retries piling up.
+    assert elapsed < 10
+    assert Preview.objects.filter(status__in=ACTIVE_PREVIEW_STATUSES).count() == 0
+
+
+def test_broker_down_legacy_generate_charges_nothing(broker_down, alice_api, alice):
+    project = make_project(alice)
+    url = f"/api/avatar-creator/projects/{project.pk}/avatars/generate"
+    response = alice_api.post(url, {"prompt": PROMPT, "name": "Team", "count": 3}, format="json")
+
+    assert (response.status_code, response.json()["error"]["code"]) == (503, "QUEUE_UNAVAILABLE")
+    assert list(Preview.objects.values_list("status", "error_code")) == [("failed", "QUEUE_UNAVAILABLE")]
+    assert (Avatar.objects.count(), balance(alice)) == (0, 100)
+    assert_every_save_charged_once()
+
+
+# The reaper: previews whose worker vanished
+
+
+def test_reaper_task_in_a_worker_fails_previews_past_their_deadline(celery_worker, alice_api, alice):
+    project = make_project(alice)
+    # The worker's grace is FLUX_TIMEOUT (5 s in tests) + 30 s past the deadline.
+    running = _stuck_preview(alice, project, status=PreviewStatus.RUNNING, deadline_ago=timedelta(minutes=2))
+    queued = _stuck_preview(alice, project, status=PreviewStatus.QUEUED, deadline_ago=timedelta(minutes=2))
+    recent = _stuck_preview(alice, project, status=PreviewStatus.RUNNING, deadline_ago=timedelta(seconds=5))
+    done = _stuck_preview(alice, project, status=PreviewStatus.CANCELED, deadline_ago=timedelta(minutes=2))
+
+    tasks.reap_stuck_previews.delay()
+    wait_for(
+        lambda: not Preview.objects.filter(pk__in=[running.pk, queued.pk], status__in=ACTIVE_PREVIEW_STATUSES).exists(),
+        timeout=15,
+        what="the worker to run the reaper",
+    )
+
+    for preview in (running, queued):
+        preview.refresh_from_db()
+        assert (preview.status, preview.error_code) == (PreviewStatus.FAILED, "GENERATION_TIMEOUT")
+        assert preview.finished_at is not None
+    polled = alice_api.get(f"/api/avatar-creator/previews/{running.pk}").json()["preview"]
+    assert polled["error"] == {
+        "code": "GENERATION_TIMEOUT",
+        "message": "The preview stopped making progress and was abandoned. Try again.",
+    }
+    recent.refresh_from_db()
+    done.refresh_from_db()
+    assert (recent.status, done.status) == (PreviewStatus.RUNNING, PreviewStatus.CANCELED)
+
+
+def test_reaper_is_scheduled_every_minute():
+    schedule = app.conf.beat_schedule
+    assert schedule["reap-stuck-previews"] == django_settings.CELERY_BEAT_SCHEDULE["reap-stuck-previews"]
+    assert schedule["reap-stuck-previews"]["task"] == tasks.reap_stuck_previews.name
+    assert schedule["reap-stuck-previews"]["schedule"] <= 60
+    assert {entry["task"] for entry in schedule.values()} <= set(app.tasks)
+
+
+def test_reaped_preview_discards_the_late_result_and_cannot_be_saved(alice_api, alice, monkeypatch):
+    project = make_project(alice)
+
+    class ReapedWhileGenerating:
+        """The image API answers only after the reaper gave up on the preview."""
+
+        name = model = "offline"
+
+        def generate(self, request):
+            Preview.objects.filter(status=PreviewStatus.RUNNING).update(deadline_at=timezone.now() - timedelta(hours=1))
+            assert services.previews_reap_stuck() == 1
+            return generators.OfflineGenerator().generate(request)
+
+    monkeypatch.setattr(generators, "get_generator", ReapedWhileGenerating)
+    preview = services.preview_request(user=alice, project=project, prompt=PROMPT)
+
+    assert (preview.status, preview.error_code, preview.image.name) == ("failed", "GENERATION_TIMEOUT", "")
+    assert files_under(django_settings.PRIVATE_MEDIA_ROOT) == []
+    response = save(alice_api, project, {"previewId": str(preview.pk)})
+    assert (response.status_code, response.json()["error"]["code"]) == (409, "PREVIEW_NOT_AVAILABLE")
+    assert (Avatar.objects.count(), balance(alice)) == (0, 100)
+    assert_every_save_charged_once()
+
+
+# Storage failing while saving
+
+
+class FailingWrites:
+    """Wraps a storage's low-level write: the `fail_on`-th write (1-based) raises OSError, like a full disk."""
+
+    def __init__(self, storage, *, fail_on: tuple[int, ...]):
+        self.storage = storage
+        self.real_save = storage._save
+        self.fail_on = fail_on
+        self.calls: list[str] = []
+
+    def __call__(self, name, content):
+        self.calls.append(name)
+        if len(self.calls) in self.fail_on:
+            raise OSError(28, "No space left on device")
+        return self.real_save(name, content)
+
+
+@pytest.mark.parametrize("fail_on", [1, 2], ids=["image-write-fails", "thumbnail-write-fails"])
+@pytest.mark.parametrize("flow", ["preview", "legacy"])
+def test_storage_failing_during_save_writes_nothing_and_can_be_retried(alice_api, alice, monkeypatch, flow, fail_on):
+    project = make_project(alice)
+    if flow == "preview":
+        preview_id = generate(alice_api, project).json()["preview"]["id"]
+        body = {"previewId": preview_id, "name": "Ayu"}
+    else:
+        body = {"name": "Ayu", "imageBase64": base64.b64encode(jpeg_bytes(400, 400)).decode()}
+    failing = FailingWrites(storages["default"], fail_on=(fail_on,))
+    monkeypatch.setattr(storages["default"], "_save", failing)
+
+    response = save(alice_api, project, body)
+
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "STORAGE_UNAVAILABLE"
+    assert len(failing.calls) == fail_on  # with the second write failing, the first file was written...
+    assert files_under(django_settings.MEDIA_ROOT) == []  # ...and removed again
+    assert (Avatar.objects.count(), balance(alice)) == (0, 100)
+    assert not CreditLedgerEntry.objects.filter(reason=LedgerReason.AVATAR_SAVE).exists()
+    if flow == "preview":
+        assert Preview.objects.get(pk=preview_id).status == PreviewStatus.SUCCEEDED
+
+    monkeypatch.undo()
+    retried = save(alice_api, project, body)
+
+    assert retried.status_code == 201
+    avatar = Avatar.objects.get()
+    assert str(avatar.pk) == retried.json()["avatar"]["id"]
+    assert balance(alice) == 90
+    assert re.fullmatch(rf"avatars/{UUID_HEX}\.jpg", avatar.image.name)
+    assert re.fullmatch(rf"avatars/thumbnails/{UUID_HEX}\.jpg", avatar.thumbnail.name)
+    assert files_under(django_settings.MEDIA_ROOT) == sorted([avatar.image.name, avatar.thumbnail.name])
+    assert_every_save_charged_once()
+
+
+def test_storage_failing_once_while_storing_a_preview_is_retried(alice_api, alice, monkeypatch):
+    failing = FailingWrites(storages["previews"], fail_on=(1,))
+    monkeypatch.setattr(storages["previews"], "_save", failing)
+    response = generate(alice_api, make_project(alice))
+
+    assert response.status_code == 200
+    preview = Preview.objects.get()
+    assert (preview.status, preview.attempts) == (PreviewStatus.SUCCEEDED, 2)
+    assert sorted(files_under(django_settings.PRIVATE_MEDIA_ROOT)) == sorted(
+        [preview.image.name, preview.thumbnail.name]
+    )
+
+
+def test_storage_failing_while_storing_a_preview_fails_it_clearly(alice_api, alice, monkeypatch, settings):
+    settings.AVATAR_MAX_ATTEMPTS = 2
+    failing = FailingWrites(storages["previews"], fail_on=(2, 3))  # each attempt: image stored, thumbnail fails
+    monkeypatch.setattr(storages["previews"], "_save", failing)
+    response = generate(alice_api, make_project(alice))
+
+    assert response.status_code == 502
+    error = response.json()["error"]
+    assert (error["code"], error["message"]) == (
+        "GENERATION_FAILED",
+        "The generated image could not be stored. Try again in a moment.",
+    )
+    preview = Preview.objects.get()
+    assert (preview.status, preview.attempts, preview.image.name) == (PreviewStatus.FAILED, 2, "")
+    assert files_under(django_settings.PRIVATE_MEDIA_ROOT) == []  # the images written before each failure are gone
+
+
+def test_every_saved_avatar_is_charged_exactly_once_across_outcomes(make_user, client_for, monkeypatch):
+    user = make_user("carol", credits=30)
+    api = client_for(user)
+    project = make_project(user)
+    first, second, third = (generate(api, project).json()["preview"]["id"] for _ in range(3))
+    upload = {"name": "Upload", "imageBase64": base64.b64encode(jpeg_bytes(200, 200)).decode()}
+    outcomes = []
+
+    def step(body, *, failing_storage=False):
+        if failing_storage:
+            monkeypatch.setattr(storages["default"], "_save", FailingWrites(storages["default"], fail_on=(1,)))
+        outcomes.append(save(api, project, body).status_code)
+        monkeypatch.undo()
+        assert_every_save_charged_once()
+
+    step({"previewId": first})  # saved and charged
+    step({"previewId": first})  # the same preview again: the same avatar, no charge
+    step({"previewId": second}, failing_storage=True)  # storage down: neither
+    step({"previewId": second})  # storage back: saved and charged
+    step(upload)  # a legacy upload: saved and charged, the last credits
+    step({"previewId": third})  # no credits left: neither
+    step(upload)
+
+    assert outcomes == [201, 200, 503, 201, 201, 402, 402]
+    assert (Avatar.objects.count(), balance(user)) == (3, 0)
+    saved_from = {str(pk) if pk else None for pk in Avatar.objects.values_list("preview_id", flat=True)}
+    assert saved_from == {first, second, None}
