@@ -151,14 +151,22 @@ def _require_format(raw: bytes) -> str:
     return fmt
 
 
-def load_image(raw: bytes, *, max_bytes: int = MAX_IMAGE_BYTES, max_side: int = MAX_SIDE) -> Image.Image:
-    """Untrusted bytes -> a fully decoded, upright Pillow image, or ImageRejected."""
+def load_image(
+    raw: bytes, *, max_bytes: int = MAX_IMAGE_BYTES, max_side: int = MAX_SIDE, min_side: int | None = None
+) -> Image.Image:
+    """Untrusted bytes -> a fully decoded, upright Pillow image, or ImageRejected.
+
+    `min_side`: the caller needs the pixels only this large (a thumbnail), so a JPEG may be decoded scaled down by
+    1/2, 1/4 or 1/8 while staying at least that size. libjpeg still reads every byte, so damage is still refused.
+    """
     raw = _check_size(raw, max_bytes=max_bytes)
     fmt = _require_format(raw)
     try:
         with _open_header(raw, fmt, max_side=max_side) as probe:
             probe.verify()  # structural checks (PNG chunk CRCs); leaves the image unusable, hence a fresh open
         img = _open_header(raw, fmt, max_side=max_side)
+        if min_side:
+            img.draft(None, (min_side, min_side))
         img.load()  # the full decode: truncated or corrupt pixel data fails here
     except ImageRejected:
         raise
@@ -234,8 +242,14 @@ def make_thumbnail(img: Image.Image, *, body_type: str = "half_body", size: int 
     if body_type not in _THUMBNAIL_CENTERING:
         raise ValueError(f"unknown body type {body_type!r}")
     try:
+        source = _flatten_rgb(img)
+        # Box-average by a whole factor first while LANCZOS keeps at least 1.5x the output's pixels to filter:
+        # a 1024 px preview resamples from 512 px, about 4x less work, and the 300 px result looks the same.
+        factor = min(source.size) * 2 // (size * 3)
+        if factor > 1:
+            source = source.reduce(factor)
         square = ImageOps.fit(
-            _flatten_rgb(img),
+            source,
             (size, size),
             method=Image.Resampling.LANCZOS,
             centering=_THUMBNAIL_CENTERING[body_type],

@@ -34,7 +34,8 @@ def avatar_get_for_user(*, user, avatar_id) -> Avatar:
 
 def preview_get_for_user(*, user, preview_id) -> Preview:
     try:
-        return Preview.objects.get(pk=preview_id, owner=user)
+        # The preview's answer names its avatar (avatarId): join it here rather than a second query per poll.
+        return Preview.objects.select_related("avatar").get(pk=preview_id, owner=user)
     except (Preview.DoesNotExist, ValueError, ValidationError):
         raise NotFound("Preview not found.") from None
 

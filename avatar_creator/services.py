@@ -328,7 +328,8 @@ def preview_attempt(*, preview_id) -> AttemptOutcome:
     )
     try:
         result = gen.get_generator().generate(request)
-        processed = images.load_image(result.image_bytes, max_side=4096)
+        # Only the thumbnail needs pixels here (the image is stored as the API sent it): decode at thumbnail scale.
+        processed = images.load_image(result.image_bytes, max_side=4096, min_side=images.THUMBNAIL_SIZE * 3 // 2)
         thumbnail = images.make_thumbnail(processed, body_type=preview.body_type)
     except gen.GenerationError as exc:
         return _preview_after_error(preview_id=preview.pk, error=exc)
@@ -340,6 +341,7 @@ def preview_attempt(*, preview_id) -> AttemptOutcome:
 
 
 _DEADLINE_MESSAGE = "The preview did not finish in time. Try again."
+_STORE_FAILED_MESSAGE = "The generated image could not be stored. Try again in a moment."
 
 
 _EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
@@ -348,8 +350,18 @@ _EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 def _preview_store_result(*, preview_id, result: gen.GenerationResult, thumbnail: bytes) -> AttemptOutcome:
     storage = preview_storage()
     extension = _EXTENSIONS.get(result.content_type, "jpg")
-    image_name = storage.save(f"{uuid.uuid4().hex}.{extension}", ContentFile(result.image_bytes))
-    thumb_name = storage.save(f"{uuid.uuid4().hex}-thumb.jpg", ContentFile(thumbnail))
+    written: list[str] = []
+    try:
+        written.append(storage.save(f"{uuid.uuid4().hex}.{extension}", ContentFile(result.image_bytes)))
+        written.append(storage.save(f"{uuid.uuid4().hex}-thumb.jpg", ContentFile(thumbnail)))
+    except Exception as exc:
+        # Any storage backend fault (disk full, S3 down): retried like a transient generation fault, never a
+        # task crash that would leave the preview `running` until the reaper finds it.
+        _delete_files(storage, written)
+        logger.error("storing preview %s failed: %s", preview_id, exc)
+        error = gen.GenerationError(gen.GENERATION_FAILED, _STORE_FAILED_MESSAGE, retryable=True)
+        return _preview_after_error(preview_id=preview_id, error=error)
+    image_name, thumb_name = written
     with transaction.atomic():
         preview = Preview.objects.select_for_update().filter(pk=preview_id).first()
         if preview is None or preview.status != PreviewStatus.RUNNING:
