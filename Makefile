@@ -20,16 +20,18 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest
 
+# makemigrations --check compares models with migrations only: an in-memory database keeps it off DATABASE_URL.
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	DJANGO_SETTINGS_MODULE=lumiku.settings.test $(PY) manage.py makemigrations --check --dry-run
+	DATABASE_URL=sqlite://:memory: DJANGO_SETTINGS_MODULE=lumiku.settings.test $(PY) manage.py makemigrations --check --dry-run
 
 worker: $(VENV)/.installed
 	DJANGO_SETTINGS_MODULE=lumiku.settings.local $(VENV)/bin/celery -A lumiku worker -B --loglevel=INFO
 
+# Needs PostgreSQL and Redis on 127.0.0.1 (see bench/README.md). Options: make bench BENCH_ARGS="--quick".
 bench: $(VENV)/.installed
-	$(PY) bench/run.py
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .test-media staticfiles

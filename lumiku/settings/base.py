@@ -135,6 +135,9 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fixup closes the database connection around every task unless this is set (then every 2 x N
+# tasks): a new PostgreSQL connection per preview. lumiku/celery.py closes it as a request would instead.
+CELERY_DB_REUSE_MAX = 1000
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A message whose worker vanished mid-task is taken back after `visibility_timeout` seconds unacknowledged; workers
 # sweep for such messages every interval * throttle seconds. The timeout must exceed a task's hard limit
