@@ -1,0 +1,333 @@
+"""`make bench`: start the real stack on loopback, run every scenario, print the figures, tear it all down.
+
+    .venv/bin/python bench/run.py                 # the full run (about 4 minutes)
+    .venv/bin/python bench/run.py --quick         # smaller counts, a smoke run
+    .venv/bin/python bench/run.py --only save,bytes --latency 1
+
+Needs PostgreSQL (trust auth for `postgres` on 127.0.0.1:5432) and Redis (127.0.0.1:6379, db 14 is used and
+flushed). Creates and drops the database `lumiku_bench`. Results: printed, and written to
+bench/results/latest.json and bench/results/latest.md. See bench/README.md.
+"""
+
+import argparse
+import json
+import os
+import platform
+import signal
+import sys
+import time
+import traceback
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import scenarios
+from scenarios import Context, Counts
+from stack import Stack
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS_DIR = BENCH_DIR / "results"
+SCENARIOS = ("preview", "sync", "save", "bytes", "read", "scaling")
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_kb = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    except OSError:
+        pass
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "memory_gb": round(mem_kb / 1024 / 1024, 1),
+        "cpu": cpu,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        **{name: metadata.version(name) for name in ("Django", "djangorestframework", "gunicorn", "celery")},
+    }
+
+
+def _ms(figure: dict, key: str) -> str:
+    value = figure.get(key)
+    return "-" if value is None else f"{value:.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def _verdict(ok: bool | None) -> str:
+    return "-" if ok is None else ("met" if ok else "NOT MET")
+
+
+def evaluate(results: dict, latency: float, nproc: int) -> list[dict]:
+    """The table: one row per figure, with its target and whether it was met."""
+    rows = []
+
+    def latency_row(name, figure, target="", ok=None):
+        rows.append(
+            {
+                "figure": name,
+                "p50": _ms(figure, "p50"),
+                "p95": _ms(figure, "p95"),
+                "p99": _ms(figure, "p99"),
+                "n": figure.get("n", 0),
+                "target": target,
+                "result": _verdict(ok),
+            }
+        )
+
+    def value_row(name, value, target="", ok=None):
+        rows.append(
+            {"figure": name, "p50": value, "p95": "", "p99": "", "n": "", "target": target, "result": _verdict(ok)}
+        )
+
+    if "preview" in results:
+        r = results["preview"]
+        server = r["server_overhead_ms"]
+        ok = bool(server.get("n")) and server["p50"] <= 30 and server["p95"] <= 100 and not r["client_errors"]
+        ok = ok and r["statuses"].get("succeeded", 0) == r["previews"]
+        latency_row("1. preview overhead, server (finishedAt-createdAt-L), ms", server, "p50<=30, p95<=100", ok)
+        latency_row(
+            f"   preview overhead, client-seen (polling every {r['poll_interval_ms']} ms), ms", r["client_overhead_ms"]
+        )
+        latency_row("   of which queue wait (startedAt-createdAt), ms", r["queue_wait_ms"])
+        latency_row("   of which worker run minus L, ms", r["run_overhead_ms"])
+        latency_row("   202 answer to generate-preview (async), ms", r["accept_202_ms"])
+        latency_row("   status poll while generating, ms", r["status_poll_ms"])
+        latency_row(
+            f"   warm-up: first preview of each of the {r['worker_slots']} pool processes, ms",
+            r["cold_start_server_overhead_ms"],
+        )
+    if "sync" in results:
+        r = results["sync"]
+        busy = r["cheap_get_while_waiting_new_connection_ms"]
+        busy_keep = r["cheap_get_while_waiting_keepalive_ms"]
+        # "Served" = no errors and no call held anywhere near a preview's duration; the p95 is the figure asked for.
+        ok = bool(busy.get("n")) and not r["error_count"] and max(busy["max"], busy_keep["max"]) < latency * 1000 / 2
+        latency_row(
+            f"S. cheap GET while {r['waiting_calls']} sync previews wait (new conn.), ms",
+            busy,
+            "served: no error, max<L/2",
+            ok,
+        )
+        latency_row("   same, on a kept-alive connection, ms", busy_keep)
+        latency_row("   same GET with nothing waiting (new conn.), ms", r["cheap_get_idle_new_connection_ms"])
+        latency_row("   sync generate-preview minus L, ms", r["sync_call_overhead_ms"])
+        latency_row("   of which server-side (finishedAt-createdAt-L), ms", r["sync_server_overhead_ms"])
+        latency_row("   of which queue wait (startedAt-createdAt), ms", r["sync_queue_wait_ms"])
+    if "save" in results:
+        r = results["save"]
+        by_id = r["by_preview_id_ms"]
+        ok = bool(by_id.get("n")) and by_id["p50"] <= 50 and by_id["p95"] <= 150 and not r["by_preview_id_errors"]
+        latency_row("2. save by previewId, one at a time, ms", by_id, "p50<=50, p95<=150", ok)
+        latency_row(f"   save by previewId, {r['concurrency']} savers at once, ms", r["by_preview_id_concurrent_ms"])
+        latency_row("   legacy base64 save, one at a time, ms", r["legacy_base64_ms"])
+    if "read" in results:
+        for key, label, target in (
+            ("preview_status", "3. GET /previews/:id", 400),
+            ("avatar_list", "   GET /projects/:id/avatars", None),
+        ):
+            r = results["read"][key]
+            extra = f" ({r['avatars_in_list']} avatars)" if "avatars_in_list" in r else ""
+            ok = None if target is None else r["requests_per_second"] >= target and not r["errors"]
+            value_row(
+                f"{label}{extra}, req/s ({r['connections']} conn., errors: {sum(r['errors'].values())})",
+                f"{r['requests_per_second']:.0f}",
+                f">={target} req/s, no errors" if target else "",
+                ok,
+            )
+            latency_row("   its latency under that load, ms", r["latency_ms"])
+            if r.get("server_cpu_ms_per_request"):
+                cpu = r["server_cpu_ms_per_request"]
+                value_row(
+                    "   server CPU per request (gunicorn + PostgreSQL), ms / CPU-bound ceiling, req/s",
+                    f"{cpu:.1f} / {1000 * nproc / cpu:.0f}",
+                )
+    if "bytes" in results:
+        r = results["bytes"]
+        by_id, legacy = r["save_by_preview_id"], r["save_legacy_base64"]
+        value_row(
+            "4. bytes on the wire, save by previewId (req + resp)",
+            f"{by_id['request_bytes']} + {by_id['response_bytes']}",
+        )
+        value_row(
+            "   bytes on the wire, legacy base64 save (req + resp)",
+            f"{legacy['request_bytes']} + {legacy['response_bytes']}",
+        )
+        value_row("   ratio legacy / by previewId", f"{legacy['total_bytes'] / by_id['total_bytes']:.0f}x")
+        value_row(
+            "   whole flow after generation: status GET + save / GET ?include=base64 + legacy save, bytes",
+            f"{r['by_id_flow_total_bytes']} / {r['legacy_flow_total_bytes']}",
+        )
+    if "scaling" in results:
+        for slots, r in results["scaling"]["by_slots"].items():
+            if "error" in r:
+                value_row(f"5. previews/s with {slots} slot(s)", r["error"], ">=95% of ideal", False)
+                continue
+            value_row(
+                f"5. previews/s with {slots} slot(s) (ideal {r['ideal_per_second']:g})",
+                f"{r['previews_per_second']:.3f} ({r['efficiency_pct']:.1f}%)",
+                ">=95% of ideal",
+                r["efficiency_pct"] >= 95,
+            )
+    noise = [f"{name} {r['cpu']['other_processes_cores']:.2f}" for name, r in results.items() if "cpu" in r]
+    if noise:
+        value_row("N. cores used by other processes during: " + ", ".join(noise), "", "~0 for clean figures")
+    for role, memory in results.get("memory", {}).items():
+        value_row(
+            f"6. peak RSS, {role}, MB (largest process / sum of RSS / sum of PSS)",
+            f"{memory['peak_process_mb']:.0f} / {memory['peak_total_mb']:.0f} / {memory.get('total_pss_mb', 0):.0f}",
+        )
+    return rows
+
+
+def table(rows: list[dict], *, markdown: bool) -> str:
+    headers = ["figure", "p50", "p95", "p99", "n", "target", "result"]
+    cells = [[str(row[h]) for h in headers] for row in rows]
+    if markdown:
+        lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in cells]
+        return "\n".join(lines)
+    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    out = [line, "-" * len(line)]
+    out += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(out)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--latency", type=float, default=2.0, help="seconds the fake image API takes (L)")
+    parser.add_argument("--quick", action="store_true", help="smaller counts: a smoke run of every scenario")
+    parser.add_argument("--only", default="", help=f"comma-separated scenarios among {', '.join(SCENARIOS)}")
+    parser.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--web-threads", type=int, default=32, help="threads per gunicorn worker")
+    parser.add_argument("--slots", type=int, default=20, help="Celery pool slots for scenarios 1, S and 2")
+    parser.add_argument(
+        "--poll-interval", type=float, default=1.0, help="seconds between a client's status polls (the UI's: 1)"
+    )
+    parser.add_argument(
+        "--image", choices=("photo", "simple"), default="photo", help="the fake API's JPEG: photo-like or the test one"
+    )
+    parser.add_argument("--render", metavar="JSON", help="print the table of a results file again, run nothing")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the server logs (their path is printed)")
+    args = parser.parse_args(argv)
+    chosen = [name.strip() for name in args.only.split(",") if name.strip()] or list(SCENARIOS)
+    unknown = sorted(set(chosen) - set(SCENARIOS))
+    if unknown:
+        parser.error(f"unknown scenario(s) {', '.join(unknown)}; choose among {', '.join(SCENARIOS)}")
+    args.scenarios = [name for name in SCENARIOS if name in chosen]
+    return args
+
+
+def _terminate(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+def render(path: str) -> int:
+    payload = json.loads(Path(path).read_text())
+    print(
+        table(evaluate(payload["results"], payload["config"]["latency_s"], payload["machine"]["nproc"]), markdown=False)
+    )
+    return 0
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.render:
+        return render(args.render)
+    # Every way of stopping the run tears the stack down (the finally below); SIGINT is set explicitly because a
+    # shell that starts a command in the background hands it down ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
+    counts = Counts.quick() if args.quick else Counts()
+    counts.poll_interval = args.poll_interval
+    started = time.monotonic()
+    stack = Stack(
+        latency=args.latency,
+        web_workers=args.web_workers,
+        web_threads=args.web_threads,
+        keep_logs=args.keep_logs,
+        image=args.image,
+    )
+    results: dict = {}
+    failures: dict[str, str] = {}
+    interrupted = False
+    info = {"machine": machine(), "started_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    try:
+        print(f"starting the stack (latency L = {args.latency:g} s) ...", flush=True)
+        stack.open()
+        info["machine"].update(stack.database_info())
+        info["config"] = {
+            "latency_s": args.latency,
+            "quick": args.quick,
+            "gunicorn": f"gthread, {args.web_workers} workers x {args.web_threads} threads",
+            "celery_slots": args.slots,
+            "fake_image": args.image,
+            "poll_interval_s": args.poll_interval,
+            "counts": {k: v for k, v in vars(counts).items()},
+        }
+        ctx = Context(stack=stack, latency=args.latency, counts=counts)
+        if any(name != "scaling" for name in args.scenarios):
+            stack.start_worker(args.slots)
+        scenarios.ensure_users(ctx, counts.clients + 1)
+        for name in args.scenarios:
+            print(f"running {name} ...", flush=True)
+            before = stack.cpu_snapshot()
+            try:
+                results[name] = getattr(scenarios, f"scenario_{name}")(ctx)
+            except Exception as exc:  # one scenario failing still leaves the others' figures (and the teardown)
+                failures[name] = f"{type(exc).__name__}: {exc}"
+                traceback.print_exc()
+                print(f"  {name} failed: {failures[name]}", file=sys.stderr, flush=True)
+                continue
+            usage = stack.cpu_usage(before, stack.cpu_snapshot())
+            stack.memory.sample(pss=True)
+            results[name]["cpu"] = usage
+            print(
+                f"  {name} took {usage['wall_seconds']:.0f} s; other processes on the machine used "
+                f"{usage['other_processes_cores']:.2f} of {os.cpu_count()} cores meanwhile",
+                flush=True,
+            )
+        stack.memory.sample(pss=True)
+        results["memory"] = stack.memory.report()
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        problems = stack.close()
+        if problems:
+            print("teardown problems: " + "; ".join(problems), file=sys.stderr)
+    if interrupted:
+        print("interrupted: every process stopped, the bench database dropped, nothing written", file=sys.stderr)
+        return 130
+    info["duration_s"] = round(time.monotonic() - started, 1)
+    RESULTS_DIR.mkdir(exist_ok=True)
+    payload = {**info, "results": results, "failures": failures}
+    (RESULTS_DIR / "latest.json").write_text(json.dumps(payload, indent=2) + "\n")
+    rows = evaluate(results, args.latency, info["machine"]["nproc"])
+    print()
+    print(table(rows, markdown=False))
+    m = info["machine"]
+    print(
+        f"\n{m['nproc']} CPUs ({m['cpu']}), {m['memory_gb']} GB, Python {m['python']}, "
+        f"PostgreSQL {m.get('postgresql')}, Redis {m.get('redis')}; took {info['duration_s']:.0f} s"
+    )
+    payload["table"] = rows
+    (RESULTS_DIR / "latest.json").write_text(json.dumps(payload, indent=2) + "\n")
+    (RESULTS_DIR / "latest.md").write_text(table(rows, markdown=True) + "\n")
+    print(f"written: {RESULTS_DIR / 'latest.json'}")
+    if failures:
+        print("failed scenarios: " + ", ".join(failures), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
