@@ -23,10 +23,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
 from avatar_creator import selectors, services
-from avatar_creator.api.views import AuthThrottle
 from avatar_creator.errors import InsufficientCredits, NotFound, ServiceError, ValidationFailed
 from avatar_creator.forms import AvatarRenameForm, LoginForm, PreviewForm, ProjectForm, SaveForm, SignupForm
 from avatar_creator.models import PreviewStatus
+from avatar_creator.throttling import AuthThrottle
 
 PARTIALS = "avatar_creator/partials/"
 # Unprocessable Content: the form is re-rendered with its errors (htmx is configured to swap 4xx answers).
