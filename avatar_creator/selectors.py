@@ -1,10 +1,7 @@
 """Every read, scoped to the user who asks. Another user's row is simply not found."""
 
-from datetime import timedelta
-
 from django.core.exceptions import ValidationError
 from django.db.models import Count, QuerySet
-from django.utils import timezone
 
 from avatar_creator.errors import NotFound
 from avatar_creator.models import Avatar, CreditAccount, Preview, Project
@@ -38,10 +35,6 @@ def preview_get_for_user(*, user, preview_id) -> Preview:
         return Preview.objects.select_related("avatar").get(pk=preview_id, owner=user)
     except (Preview.DoesNotExist, ValueError, ValidationError):
         raise NotFound("Preview not found.") from None
-
-
-def previews_recent_count(*, user, window: timedelta) -> int:
-    return Preview.objects.filter(owner=user, created_at__gte=timezone.now() - window).count()
 
 
 def credit_balance_for_user(*, user) -> int:

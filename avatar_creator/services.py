@@ -23,7 +23,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from avatar_creator import generators as gen
-from avatar_creator import images, prompts
+from avatar_creator import images, prompts, selectors
 from avatar_creator.errors import (
     GenerationFailedError,
     InsufficientCredits,
@@ -286,9 +286,7 @@ def _preview_enqueue(*, preview_id) -> None:
         tasks.run_preview.delay(str(preview_id))
     except (kombu.exceptions.OperationalError, OSError) as exc:
         logger.error("could not queue preview %s: %s", preview_id, exc)
-        _preview_finish_failed(
-            preview_id=preview_id, code=QueueUnavailable.code, message=QueueUnavailable.default_message
-        )
+        preview_fail(preview_id=preview_id, code=QueueUnavailable.code, message=QueueUnavailable.default_message)
 
 
 @dataclass(frozen=True)
@@ -421,11 +419,7 @@ def retry_delay(*, error: gen.GenerationError, attempt: int) -> float | None:
 
 
 def preview_fail(*, preview_id, code: str, message: str) -> None:
-    """Mark an unfinished preview failed (a task that ran out of time, a broker that refused it)."""
-    _preview_finish_failed(preview_id=preview_id, code=code, message=message)
-
-
-def _preview_finish_failed(*, preview_id, code: str, message: str) -> None:
+    """Mark an unfinished preview failed (a task that ran out of time, a broker that refused it, the reaper)."""
     with transaction.atomic():
         preview = Preview.objects.select_for_update().filter(pk=preview_id).first()
         if preview is not None and not preview.is_finished:
@@ -532,7 +526,7 @@ def previews_reap_stuck() -> int:
     ).values_list("pk", flat=True)
     count = 0
     for preview_id in list(stuck):
-        _preview_finish_failed(
+        preview_fail(
             preview_id=preview_id,
             code=gen.GENERATION_TIMEOUT,
             message="The preview stopped making progress and was abandoned. Try again.",
@@ -682,7 +676,7 @@ def avatars_generate(
     without, returns the queued previews for the client to poll and save.
     """
     required = settings.AVATAR_SAVE_COST * count
-    balance = CreditAccount.objects.filter(user=user).values_list("balance", flat=True).first() or 0
+    balance = selectors.credit_balance_for_user(user=user)
     if balance < required:
         raise InsufficientCredits(
             f"{count} avatar(s) cost {required} credits and you have {balance}.",
