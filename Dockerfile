@@ -7,7 +7,10 @@ COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 
 COPY . .
+# collectstatic imports the production settings, which demand a database, a broker and a generator; these
+# build-only values satisfy that for this step alone (nothing is connected to) and are not kept in the image.
 RUN DJANGO_SETTINGS_MODULE=lumiku.settings.production DJANGO_SECRET_KEY=build-only DJANGO_ALLOWED_HOSTS=build \
+    DATABASE_URL=sqlite://:memory: REDIS_URL=redis://build:6379/0 AVATAR_GENERATOR=offline \
     python manage.py collectstatic --noinput \
  && useradd --create-home --uid 1000 lumiku \
  && mkdir -p /app/media /app/private && chown -R lumiku /app/media /app/private

@@ -4,6 +4,10 @@ from django.utils.html import format_html
 
 from avatar_creator import services
 from avatar_creator.models import Avatar, CreditAccount, CreditLedgerEntry, LedgerReason, Preview, Project
+from avatar_creator.prompts import PERSONA_FIELDS, PERSONA_NAMES
+
+# The persona fields with a vocabulary make good filters; all of them show on an avatar.
+PERSONA_FILTERS = [spec.name for spec in PERSONA_FIELDS if spec.choices is not None]
 
 
 def _thumbnail_tag(file_field, size: int = 64):
@@ -14,8 +18,8 @@ def _thumbnail_tag(file_field, size: int = 64):
 
 class AvatarInline(admin.TabularInline):
     model = Avatar
-    fields = ["thumbnail_preview", "name", "style", "body_type", "gender", "age_range", "source_type", "created_at"]
-    readonly_fields = ["thumbnail_preview", "style", "body_type", "gender", "age_range", "source_type", "created_at"]
+    fields = ["thumbnail_preview", "name", *PERSONA_NAMES, "source_type", "created_at"]
+    readonly_fields = ["thumbnail_preview", *PERSONA_NAMES, "source_type", "created_at"]
     extra = 0
     show_change_link = True
 
@@ -71,7 +75,7 @@ class AvatarAdmin(admin.ModelAdmin):
 @admin.register(Preview)
 class PreviewAdmin(admin.ModelAdmin):
     list_display = ["id", "owner", "project", "status", "body_type", "attempts", "error_code", "created_at"]
-    list_filter = ["status", "body_type", "error_code", "created_at"]
+    list_filter = ["status", *PERSONA_FILTERS, "error_code", "created_at"]
     search_fields = ["id", "prompt", "owner__username"]
     date_hierarchy = "created_at"
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps
 
-from avatar_creator.errors import ServiceError
+from avatar_creator.errors import ServiceError, http_status_for
 
 logger = logging.getLogger(__name__)
 
@@ -26,10 +26,24 @@ ALLOWED_FORMATS = {"JPEG", "PNG", "WEBP"}
 
 INVALID_IMAGE = "INVALID_IMAGE"
 PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
-_STATUS = {INVALID_IMAGE: 400, PAYLOAD_TOO_LARGE: 413}
 
-_CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
-_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
+# The one map of the image formats the app stores: Pillow's format name -> (content type, file extension).
+FORMATS = {"JPEG": ("image/jpeg", "jpg"), "PNG": ("image/png", "png"), "WEBP": ("image/webp", "webp")}
+_CONTENT_TYPES = {fmt: content_type for fmt, (content_type, _) in FORMATS.items()}
+_EXTENSIONS = {fmt: extension for fmt, (_, extension) in FORMATS.items()}
+
+
+def extension_for(content_type: str) -> str:
+    """The file extension for one of our content types (jpg for anything else)."""
+    return next((ext for ct, ext in FORMATS.values() if ct == content_type), "jpg")
+
+
+def content_type_for(name: str) -> str:
+    """The content type of a file we stored, from its extension (image/jpeg for anything else)."""
+    extension = name.rsplit(".", 1)[-1].lower()
+    return next((ct for ct, ext in FORMATS.values() if ext == extension), "image/jpeg")
+
+
 # Thumbnail crop anchors for ImageOps.fit: full body keeps the top of a tall image so the face shows.
 _THUMBNAIL_CENTERING = {"half_body": (0.5, 0.5), "full_body": (0.5, 0.1)}
 _WHITE = (255, 255, 255)
@@ -40,11 +54,22 @@ class ImageRejected(ServiceError):
     """An image we will not store: `code` is INVALID_IMAGE (400) or PAYLOAD_TOO_LARGE (413)."""
 
     def __init__(self, message: str, *, code: str = INVALID_IMAGE, details: dict | None = None):
-        if code not in _STATUS:
+        if code not in (INVALID_IMAGE, PAYLOAD_TOO_LARGE):
             raise ValueError(f"unknown image error code {code!r}")
         self.code = code
-        self.status = _STATUS[code]
+        self.status = http_status_for(code)
         super().__init__(message, details=details)
+
+
+@dataclass(frozen=True)
+class CheckedImage:
+    """Bytes proven to be a whole image: their real format and size, and the decoded pixels (upright; decoded at
+    a reduced scale when the caller asked for only `min_side` pixels)."""
+
+    content_type: str
+    width: int
+    height: int
+    pixels: Image.Image
 
 
 @dataclass(frozen=True)
@@ -154,7 +179,14 @@ def _require_format(raw: bytes) -> str:
 def load_image(
     raw: bytes, *, max_bytes: int = MAX_IMAGE_BYTES, max_side: int = MAX_SIDE, min_side: int | None = None
 ) -> Image.Image:
-    """Untrusted bytes -> a fully decoded, upright Pillow image, or ImageRejected.
+    """Untrusted bytes -> a fully decoded, upright Pillow image, or ImageRejected."""
+    return check_image(raw, max_bytes=max_bytes, max_side=max_side, min_side=min_side).pixels
+
+
+def check_image(
+    raw: bytes, *, max_bytes: int = MAX_IMAGE_BYTES, max_side: int = MAX_SIDE, min_side: int | None = None
+) -> CheckedImage:
+    """Untrusted bytes -> their format, size and decoded pixels, or ImageRejected. The one image check.
 
     `min_side`: the caller needs the pixels only this large (a thumbnail), so a JPEG may be decoded scaled down by
     1/2, 1/4 or 1/8 while staying at least that size. libjpeg still reads every byte, so damage is still refused.
@@ -165,6 +197,7 @@ def load_image(
         with _open_header(raw, fmt, max_side=max_side) as probe:
             probe.verify()  # structural checks (PNG chunk CRCs); leaves the image unusable, hence a fresh open
         img = _open_header(raw, fmt, max_side=max_side)
+        width, height = img.size
         if min_side:
             img.draft(None, (min_side, min_side))
         img.load()  # the full decode: truncated or corrupt pixel data fails here
@@ -176,10 +209,11 @@ def load_image(
         logger.info("Rejected an undecodable %s image: %s: %s", fmt, type(exc).__name__, exc)
         raise ImageRejected(f"The image is damaged or incomplete; upload a valid {_ALLOWED_NAMES} image.") from None
     try:
-        return ImageOps.exif_transpose(img)  # always a new, detached image (a copy when already upright)
+        pixels = ImageOps.exif_transpose(img)  # always a new, detached image (a copy when already upright)
     except Exception:  # malformed EXIF on otherwise good pixels: keep the image as stored
         logger.info("Ignored unreadable EXIF orientation on a %s image.", fmt)
-        return img
+        pixels = img
+    return CheckedImage(content_type=_CONTENT_TYPES[fmt], width=width, height=height, pixels=pixels)
 
 
 def _has_visible_alpha(img: Image.Image) -> bool:

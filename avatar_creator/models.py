@@ -4,30 +4,14 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-
-class Gender(models.TextChoices):
-    MALE = "male", "Male"
-    FEMALE = "female", "Female"
-    UNISEX = "unisex", "Unisex"
-
-
-class AgeRange(models.TextChoices):
-    YOUNG = "young", "Young (20-25)"
-    ADULT = "adult", "Adult (30-40)"
-    MATURE = "mature", "Mature (45-55)"
-
-
-class Style(models.TextChoices):
-    CASUAL = "casual", "Casual"
-    FORMAL = "formal", "Formal"
-    SPORTY = "sporty", "Sporty"
-    PROFESSIONAL = "professional", "Professional"
-    TRADITIONAL = "traditional", "Traditional"
-
-
-class BodyType(models.TextChoices):
-    HALF_BODY = "half_body", "Half body (portrait)"
-    FULL_BODY = "full_body", "Full body"
+from avatar_creator.prompts import (  # noqa: F401 - the vocabulary, importable from here as before
+    ETHNICITY_MAX_CHARS,
+    NAME_MAX_CHARS,
+    AgeRange,
+    BodyType,
+    Gender,
+    Style,
+)
 
 
 class SourceType(models.TextChoices):
@@ -53,11 +37,14 @@ FINISHED_PREVIEW_STATUSES = (
 )
 
 
+PROJECT_DESCRIPTION_MAX_CHARS = 500
+
+
 class Project(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="projects")
-    name = models.CharField(max_length=100)
-    description = models.TextField(max_length=500, blank=True, default="")
+    name = models.CharField(max_length=NAME_MAX_CHARS)
+    description = models.TextField(max_length=PROJECT_DESCRIPTION_MAX_CHARS, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -70,12 +57,12 @@ class Project(models.Model):
 
 
 class PersonaFields(models.Model):
-    """The description of a person that a generation starts from (shared by Avatar and Preview)."""
+    """The columns of a prompts.Persona (shared by Avatar and Preview); `Persona.of(row)` reads them back."""
 
     gender = models.CharField(max_length=10, choices=Gender.choices, null=True, blank=True)
     age_range = models.CharField(max_length=10, choices=AgeRange.choices, null=True, blank=True)
     style = models.CharField(max_length=20, choices=Style.choices, null=True, blank=True)
-    ethnicity = models.CharField(max_length=50, null=True, blank=True)
+    ethnicity = models.CharField(max_length=ETHNICITY_MAX_CHARS, null=True, blank=True)
     body_type = models.CharField(max_length=10, choices=BodyType.choices, default=BodyType.HALF_BODY)
 
     class Meta:
@@ -85,7 +72,7 @@ class PersonaFields(models.Model):
 class Avatar(PersonaFields):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="avatars")
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=NAME_MAX_CHARS)
     image = models.ImageField(upload_to="avatars/", max_length=200)
     thumbnail = models.ImageField(upload_to="avatars/thumbnails/", max_length=200)
     source_type = models.CharField(max_length=20, choices=SourceType.choices, default=SourceType.AI_GENERATED)
@@ -108,9 +95,9 @@ class Avatar(PersonaFields):
 
 def preview_storage():
     """Previews live in their own private storage (settings.STORAGES["previews"])."""
-    from django.core.files.storage import storages
+    from avatar_creator import files
 
-    return storages["previews"]
+    return files.preview_storage()
 
 
 class Preview(PersonaFields):

@@ -1,14 +1,13 @@
-"""Thin Celery tasks: take an id, call a service, own the retry policy."""
+"""Thin Celery tasks: take an id, call a service, schedule what the service decides."""
 
 import logging
-import time
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
 from avatar_creator import services
-from avatar_creator.generators import GENERATION_TIMEOUT
+from avatar_creator.errors import GENERATION_TIMEOUT
 
 logger = logging.getLogger(__name__)
 
@@ -29,10 +28,6 @@ def run_preview(self, preview_id: str) -> str:
     """Generate one preview. Safe to run twice: a finished preview is never generated or written again."""
     try:
         outcome = services.preview_attempt(preview_id=preview_id)
-        while outcome.retry_in is not None and self.request.is_eager:
-            # In-process mode has no broker to schedule the retry: wait here instead.
-            time.sleep(outcome.retry_in)
-            outcome = services.preview_attempt(preview_id=preview_id)
     except SoftTimeLimitExceeded:
         logger.warning("preview %s ran out of time in the worker", preview_id)
         services.preview_fail(

@@ -23,14 +23,14 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/", include("avatar_creator.api.urls")),
     path("api-auth/", include(browsable_api_auth)),
-    path("", include("avatar_creator.urls")),
+    path("", include("avatar_creator.ui.urls")),
 ]
 
 if settings.SERVE_MEDIA:
     media_prefix = settings.MEDIA_URL.lstrip("/")
     urlpatterns.append(re_path(rf"^{media_prefix}(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}))
 
-handler400 = "avatar_creator.api.errors.handler400"
-handler403 = "avatar_creator.api.errors.handler403"
-handler404 = "avatar_creator.api.errors.handler404"
-handler500 = "avatar_creator.api.errors.handler500"
+handler400 = "lumiku.errors.handler400"
+handler403 = "lumiku.errors.handler403"
+handler404 = "lumiku.errors.handler404"
+handler500 = "lumiku.errors.handler500"

@@ -29,7 +29,7 @@ from avatar_creator.models import (
     preview_storage,
 )
 from lumiku.celery import app
-from tests.factories import jpeg_bytes, make_project
+from tests.factories import jpeg_bytes, make_preview, make_project
 from tests.fake_image_api import Reply
 from tests.worker import start_worker_fixture, use_broker  # noqa: F401 - start_worker is used as a fixture
 
@@ -87,16 +87,6 @@ def assert_every_save_charged_once():
     )
     for account in CreditAccount.objects.all():
         assert account.balance == sum(account.entries.values_list("delta", flat=True))
-
-
-def _stuck_preview(user, project, *, status: str, deadline_ago: timedelta, **fields) -> Preview:
-    now = timezone.now()
-    return Preview.objects.create(
-        owner=user, project=project, prompt=PROMPT, status=status, seed=1, width=1024, height=1024,
-        enhanced_prompt="p", attempts=1 if status == PreviewStatus.RUNNING else 0,
-        started_at=now - deadline_ago if status == PreviewStatus.RUNNING else None,
-        deadline_at=now - deadline_ago, expires_at=now + timedelta(hours=1), **fields,
-    )  # fmt: skip
 
 
 # A worker killed in the middle of a generation
@@ -228,10 +218,13 @@ def test_broker_down_legacy_generate_charges_nothing(broker_down, alice_api, ali
 def test_reaper_task_in_a_worker_fails_previews_past_their_deadline(celery_worker, alice_api, alice):
     project = make_project(alice)
     # The worker's grace is FLUX_TIMEOUT (5 s in tests) + 30 s past the deadline.
-    running = _stuck_preview(alice, project, status=PreviewStatus.RUNNING, deadline_ago=timedelta(minutes=2))
-    queued = _stuck_preview(alice, project, status=PreviewStatus.QUEUED, deadline_ago=timedelta(minutes=2))
-    recent = _stuck_preview(alice, project, status=PreviewStatus.RUNNING, deadline_ago=timedelta(seconds=5))
-    done = _stuck_preview(alice, project, status=PreviewStatus.CANCELED, deadline_ago=timedelta(minutes=2))
+    long_ago, just_now = timezone.now() - timedelta(minutes=2), timezone.now() - timedelta(seconds=5)
+    running = make_preview(alice, project, status=PreviewStatus.RUNNING, attempts=1, started_at=long_ago,
+                           deadline_at=long_ago)  # fmt: skip
+    queued = make_preview(alice, project, status=PreviewStatus.QUEUED, deadline_at=long_ago)
+    recent = make_preview(alice, project, status=PreviewStatus.RUNNING, attempts=1, started_at=just_now,
+                          deadline_at=just_now)  # fmt: skip
+    done = make_preview(alice, project, status=PreviewStatus.CANCELED, deadline_at=long_ago)
 
     tasks.reap_stuck_previews.delay()
     wait_for(

@@ -9,6 +9,7 @@ from huggingface_hub.inference._providers import _common as hf_providers_common
 from huggingface_hub.inference._providers import hf_inference as hf_inference_provider
 from PIL import Image
 
+from avatar_creator.errors import http_status_for
 from avatar_creator.generators import (
     GENERATION_FAILED,
     GENERATION_TIMEOUT,
@@ -22,7 +23,6 @@ from avatar_creator.generators import (
     HuggingFaceGenerator,
     OfflineGenerator,
     get_generator,
-    http_status_for,
 )
 from avatar_creator.generators.offline import LABEL
 from avatar_creator.prompts import build_negative_prompt, build_prompt, dimensions_for

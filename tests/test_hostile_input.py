@@ -529,6 +529,9 @@ def _production_env() -> dict[str, str]:
         DJANGO_SETTINGS_MODULE="lumiku.settings.production",
         DJANGO_SECRET_KEY=secrets.token_urlsafe(64),
         DJANGO_ALLOWED_HOSTS="avatars.example.com",
+        DATABASE_URL=os.environ.get("DATABASE_URL") or "sqlite:///:memory:",
+        REDIS_URL="redis://127.0.0.1:6379/0",
+        AVATAR_GENERATOR="offline",
     )
     return env
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 from PIL import Image
 
 from avatar_creator.models import Avatar, CreditAccount, CreditLedgerEntry, Preview, PreviewStatus
-from tests.factories import jpeg_bytes, make_project
+from tests.factories import jpeg_bytes, make_preview, make_project
 
 # Tasks queue on commit, so these tests need real commits.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -149,20 +149,13 @@ def test_cancel_a_finished_preview_leaves_it_unchanged(alice_api, project):
 def test_cancel_a_queued_preview(alice_api, project, alice):
     from avatar_creator import services
 
-    preview = _queued_preview(alice, project)
+    preview = make_preview(alice, project)
     response = alice_api.post(f"/api/avatar-creator/previews/{preview.pk}/cancel/")
     assert response.status_code == 200
     assert response.json()["preview"]["status"] == "canceled"
     services.preview_attempt(preview_id=preview.pk)  # a late worker does nothing to it
     preview.refresh_from_db()
     assert (preview.status, preview.attempts, preview.image.name) == ("canceled", 0, "")
-
-
-def _queued_preview(user, project, **fields) -> Preview:
-    now = timezone.now()
-    values = {"prompt": PROMPT, "seed": 1, "width": 1024, "height": 1024, "enhanced_prompt": "p",
-              "deadline_at": now + timedelta(minutes=10), "expires_at": now + timedelta(hours=1), **fields}  # fmt: skip
-    return Preview.objects.create(owner=user, project=project, **values)
 
 
 def test_save_preview_creates_the_avatar_and_charges(alice_api, alice, project, settings):
@@ -233,7 +226,7 @@ def test_save_preview_expired_is_not_available(alice_api, alice, project):
 
 @pytest.mark.parametrize("status", ["failed", "canceled", "queued", "running", "expired"])
 def test_save_preview_not_succeeded_is_not_available(alice_api, alice, project, status):
-    preview = _queued_preview(alice, project, status=status)
+    preview = make_preview(alice, project, status=status)
     response = alice_api.post(url(project, "save-preview"), {"previewId": str(preview.pk)}, format="json")
     assert response.status_code == 409
     assert response.json()["error"]["details"] == {"status": status}
@@ -403,8 +396,8 @@ def test_reaper_fails_previews_stuck_past_their_deadline(alice, project, setting
 
     settings.FLUX_TIMEOUT = 1
     old = timezone.now() - timedelta(minutes=5)
-    stuck = _queued_preview(alice, project, status="running", deadline_at=old)
-    fresh = _queued_preview(alice, project, status="queued")
+    stuck = make_preview(alice, project, status="running", deadline_at=old)
+    fresh = make_preview(alice, project, status="queued")
     assert services.previews_reap_stuck() == 1
     stuck.refresh_from_db()
     fresh.refresh_from_db()

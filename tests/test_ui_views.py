@@ -1,21 +1,18 @@
 """The browser UI's pages and htmx partials through Django's test client: auth, ownership, forms, escaping."""
 
 import re
-from datetime import timedelta
 from html.parser import HTMLParser
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.staticfiles import finders
-from django.utils import timezone
 from django.utils.dateformat import format as date_format
 
 from avatar_creator import services
 from avatar_creator.models import Avatar, CreditAccount, Preview, PreviewStatus, Project
-from avatar_creator.views import error_words
-from tests.factories import make_avatar, make_project
+from avatar_creator.ui.messages import error_words
+from tests.factories import PROMPT, make_avatar, make_preview, make_project
 
-PROMPT = "Professional Indonesian woman with modern hijab, smiling"
 SCRIPT = "<script>alert(1)</script>"
 ESCAPED_SCRIPT = "&lt;script&gt;alert(1)&lt;/script&gt;"
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -56,23 +53,6 @@ def bob_client(client, bob):
 @pytest.fixture
 def project(alice):
     return make_project(alice, name="Team portraits", description="Faces for the about page")
-
-
-def make_preview(user, project, *, status=PreviewStatus.QUEUED, **fields) -> Preview:
-    now = timezone.now()
-    values = {
-        "prompt": PROMPT,
-        "gender": "female",
-        "style": "professional",
-        "seed": 7,
-        "width": 1024,
-        "height": 1024,
-        "enhanced_prompt": "enhanced " + PROMPT,
-        "deadline_at": now + timedelta(minutes=10),
-        "expires_at": now + timedelta(hours=1),
-        **fields,
-    }
-    return Preview.objects.create(owner=user, project=project, status=status, **values)
 
 
 def preview_url(project, preview, action: str) -> str:
@@ -409,7 +389,7 @@ def test_preview_status_while_retrying_says_why(alice_client, alice, project):
 
 
 def test_preview_status_when_finished_replaces_the_modal_and_stops_polling(alice_client, alice, project):
-    preview = make_preview(alice, project, status=PreviewStatus.SUCCEEDED, image="p.jpg", thumbnail="t.jpg")
+    preview = make_preview(alice, project, status=PreviewStatus.SUCCEEDED, files=True)
     response = alice_client.get(preview_url(project, preview, "status") + "?name=Ayu", **HTMX)
     assert (response["HX-Retarget"], response["HX-Reswap"]) == ("#modal-content", "innerHTML")
     html = response.content.decode()
@@ -419,8 +399,8 @@ def test_preview_status_when_finished_replaces_the_modal_and_stops_polling(alice
 
 def test_preview_status_of_a_failed_preview_shows_plain_words_and_the_filled_form(alice_client, alice, project):
     upstream = "Model black-forest-labs/FLUX.1-dev is currently loading"
-    preview = make_preview(alice, project, status=PreviewStatus.FAILED, error_code="MODEL_LOADING",
-                           error_message=upstream, retry_after=19.2)  # fmt: skip
+    preview = make_preview(alice, project, status=PreviewStatus.FAILED, gender="female", style="professional",
+                           error_code="MODEL_LOADING", error_message=upstream, retry_after=19.2)  # fmt: skip
     response = alice_client.get(preview_url(project, preview, "status"), **HTMX)
     page = text(response)
     assert "The model is warming up. Try again in 20 s. Nothing was charged." in page

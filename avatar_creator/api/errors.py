@@ -1,36 +1,31 @@
-"""The one error envelope: `{"success": false, "error": {"code", "message", "details"?}}`."""
+"""The API's exception handler: every error leaves as the one envelope (errors.error_body), with the status,
+code and default wording of the error catalogue (avatar_creator/errors.py)."""
 
 import logging
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.http import Http404, JsonResponse
+from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
-from avatar_creator.api.parsers import PayloadTooLarge
-from avatar_creator.errors import ServiceError
+from avatar_creator.errors import PayloadTooLarge, ServiceError, error_body, kind_of
 
 logger = logging.getLogger(__name__)
 
+# DRF's exceptions -> our code, and whether the catalogue's sentence replaces DRF's (which names details such as
+# the method or media type that are worth keeping).
 _CODES = {
-    exceptions.ParseError: ("MALFORMED_REQUEST", "The request body is not valid JSON."),
-    exceptions.AuthenticationFailed: ("UNAUTHENTICATED", "Authentication credentials are missing or invalid."),
-    exceptions.NotAuthenticated: ("UNAUTHENTICATED", "Authentication credentials are missing or invalid."),
-    exceptions.PermissionDenied: ("FORBIDDEN", "You may not do this."),
-    exceptions.NotFound: ("NOT_FOUND", "Not found."),
-    exceptions.MethodNotAllowed: ("METHOD_NOT_ALLOWED", None),
-    exceptions.NotAcceptable: ("NOT_ACCEPTABLE", None),
-    exceptions.UnsupportedMediaType: ("UNSUPPORTED_MEDIA_TYPE", None),
-    exceptions.Throttled: ("RATE_LIMIT_EXCEEDED", None),
+    exceptions.ParseError: ("MALFORMED_REQUEST", True),
+    exceptions.AuthenticationFailed: ("UNAUTHENTICATED", True),
+    exceptions.NotAuthenticated: ("UNAUTHENTICATED", True),
+    exceptions.PermissionDenied: ("FORBIDDEN", True),
+    exceptions.NotFound: ("NOT_FOUND", True),
+    exceptions.MethodNotAllowed: ("METHOD_NOT_ALLOWED", False),
+    exceptions.NotAcceptable: ("NOT_ACCEPTABLE", False),
+    exceptions.UnsupportedMediaType: ("UNSUPPORTED_MEDIA_TYPE", False),
+    exceptions.Throttled: ("RATE_LIMIT_EXCEEDED", False),
 }
-
-
-def error_body(code: str, message: str, details=None) -> dict:
-    error = {"code": code, "message": message}
-    if details:
-        error["details"] = details
-    return {"success": False, "error": error}
 
 
 def _flatten(detail):
@@ -68,13 +63,13 @@ def exception_handler(exc, context):
         details = _flatten(exc.detail)
         if not isinstance(details, dict):
             details = {"nonFieldErrors": details if isinstance(details, list) else [details]}
-        body = error_body("VALIDATION_ERROR", "Some fields are not valid.", details)
-        return Response(body, status=status.HTTP_400_BAD_REQUEST)
+        return Response(error_body("VALIDATION_ERROR", details=details), status=status.HTTP_400_BAD_REQUEST)
 
-    code, message = next(
-        ((c, m) for cls, (c, m) in _CODES.items() if isinstance(exc, cls)),
-        (str(exc.default_code).upper(), None),
+    code, catalogue_words = next(
+        ((c, words) for cls, (c, words) in _CODES.items() if isinstance(exc, cls)),
+        (str(exc.default_code).upper(), False),
     )
+    message = kind_of(code).message if catalogue_words else str(exc.detail)
     status_code = exc.status_code
     if code == "UNAUTHENTICATED":
         status_code = status.HTTP_401_UNAUTHORIZED
@@ -82,43 +77,4 @@ def exception_handler(exc, context):
     details = None
     if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
         details = {"retryAfter": int(exc.wait) + 1}
-    return Response(error_body(code, message or str(exc.detail), details), status=status_code, headers=headers)
-
-
-def _wants_json(request) -> bool:
-    return request.path.startswith("/api/")
-
-
-def handler404(request, exception=None):
-    if _wants_json(request):
-        return JsonResponse(error_body("NOT_FOUND", "Not found."), status=404)
-    from django.views.defaults import page_not_found
-
-    return page_not_found(request, exception, template_name="404.html")
-
-
-def handler500(request):
-    if _wants_json(request):
-        return JsonResponse(error_body("INTERNAL_ERROR", "Something went wrong on our side. Try again."), status=500)
-    from django.views.defaults import server_error
-
-    return server_error(request, template_name="500.html")
-
-
-def handler400(request, exception=None):
-    if _wants_json(request):
-        if isinstance(exception, RequestDataTooBig):
-            too_large = PayloadTooLarge.over(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
-            return JsonResponse(error_body(too_large.code, too_large.message), status=too_large.status)
-        return JsonResponse(error_body("BAD_REQUEST", "The request could not be understood."), status=400)
-    from django.views.defaults import bad_request
-
-    return bad_request(request, exception, template_name="400.html")
-
-
-def handler403(request, exception=None):
-    if _wants_json(request):
-        return JsonResponse(error_body("FORBIDDEN", "You may not do this."), status=403)
-    from django.views.defaults import permission_denied
-
-    return permission_denied(request, exception, template_name="403.html")
+    return Response(error_body(code, message, details), status=status_code, headers=headers)

@@ -4,17 +4,7 @@ from django.conf import settings
 from rest_framework import exceptions
 from rest_framework.parsers import JSONParser
 
-from avatar_creator.errors import ServiceError
-
-
-class PayloadTooLarge(ServiceError):
-    code = "PAYLOAD_TOO_LARGE"
-    status = 413
-    default_message = "The request body is too large."
-
-    @classmethod
-    def over(cls, limit: int) -> "PayloadTooLarge":
-        return cls(f"The request body is larger than {_size_words(limit)}.")
+from avatar_creator.errors import PayloadTooLarge
 
 
 class BoundedJSONParser(JSONParser):
@@ -41,11 +31,3 @@ class BoundedJSONParser(JSONParser):
             return json.loads(raw.decode(settings.DEFAULT_CHARSET))
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise exceptions.ParseError("The request body is not valid JSON.") from exc
-
-
-def _size_words(size: int) -> str:
-    """30 MB, 64 KB or 100 bytes: a limit below a megabyte must not read as "0 MB"."""
-    for unit, name in ((1024 * 1024, "MB"), (1024, "KB")):
-        if size >= unit:
-            return f"{size / unit:g} {name}"
-    return f"{size} bytes"

@@ -1,8 +1,19 @@
 """Input validation and output shape of the API. camelCase on the wire, exactly as SPEC.md."""
 
+import base64
+
 from rest_framework import serializers
 
-from avatar_creator.models import AgeRange, Avatar, BodyType, Gender, Preview, Project, Style
+from avatar_creator import files
+from avatar_creator.models import PROJECT_DESCRIPTION_MAX_CHARS, Avatar, Preview, Project
+from avatar_creator.prompts import (
+    NAME_MAX_CHARS,
+    PERSONA_FIELDS,
+    PROMPT_MAX_CHARS,
+    PROMPT_MIN_CHARS,
+    Persona,
+    PersonaField,
+)
 
 MAX_SEED = 2**32 - 1
 
@@ -31,6 +42,51 @@ def absolute_url(request, url: str | None) -> str | None:
     if url.startswith(("http://", "https://")) or request is None:
         return url
     return request.build_absolute_uri(url)
+
+
+# Persona fields
+
+
+def persona_input_field(spec: PersonaField) -> serializers.Field:
+    """The input field of one persona field, under its camelCase wire name."""
+    if spec.choices is not None:
+        if spec.default is not None:
+            return serializers.ChoiceField(choices=spec.choices.choices, required=False, default=spec.default)
+        return serializers.ChoiceField(choices=spec.choices.choices, required=False, allow_null=True)
+    return StrictCharField(max_length=spec.max_length, required=False, allow_blank=True, allow_null=True)
+
+
+def persona_output_field(spec: PersonaField) -> serializers.Field:
+    # DRF refuses a `source` equal to the field's own name.
+    kwargs = {"allow_null": spec.default is None, "read_only": True}
+    if spec.wire != spec.name:
+        kwargs["source"] = spec.name
+    if spec.choices is not None:
+        return serializers.ChoiceField(choices=spec.choices.choices, **kwargs)
+    return serializers.CharField(**kwargs)
+
+
+def with_persona_fields(field_for):
+    """Class decorator: declare every persona field (prompts.PERSONA_FIELDS) under its wire name, so a new persona
+    field reaches the API's inputs, outputs and schema without a change here."""
+
+    def decorate(serializer_class):
+        for spec in PERSONA_FIELDS:
+            serializer_class._declared_fields[spec.wire] = field_for(spec)
+        return serializer_class
+
+    return decorate
+
+
+PERSONA_WIRE_NAMES = [spec.wire for spec in PERSONA_FIELDS]
+
+
+class PersonaReader:
+    def persona(self, *, prompt_field: str = "prompt") -> Persona:
+        """The validated persona fields as a Persona (the prompt from `prompt_field`)."""
+        data = self.validated_data
+        values = {spec.name: data.get(spec.wire) for spec in PERSONA_FIELDS}
+        return Persona(prompt=data.get(prompt_field) or "", **values)
 
 
 # Accounts
@@ -67,8 +123,10 @@ def user_data(user, *, balance: int) -> dict:
 
 
 class ProjectInput(serializers.Serializer):
-    name = StrictCharField(min_length=1, max_length=100)
-    description = StrictCharField(max_length=500, required=False, allow_blank=True, allow_null=True)
+    name = StrictCharField(min_length=1, max_length=NAME_MAX_CHARS)
+    description = StrictCharField(
+        max_length=PROJECT_DESCRIPTION_MAX_CHARS, required=False, allow_blank=True, allow_null=True
+    )
 
     def validate_description(self, value):
         return value or ""
@@ -92,9 +150,10 @@ class ProjectOutput(serializers.ModelSerializer):
 
 
 class AvatarRenameInput(serializers.Serializer):
-    name = StrictCharField(min_length=1, max_length=100)
+    name = StrictCharField(min_length=1, max_length=NAME_MAX_CHARS)
 
 
+@with_persona_fields(persona_output_field)
 class AvatarOutput(serializers.ModelSerializer):
     projectId = serializers.UUIDField(source="project_id")
     imageUrl = serializers.SerializerMethodField()
@@ -102,16 +161,13 @@ class AvatarOutput(serializers.ModelSerializer):
     sourceType = serializers.CharField(source="source_type")
     generationPrompt = serializers.CharField(source="generation_prompt", allow_null=True)
     enhancedPrompt = serializers.CharField(source="enhanced_prompt", allow_null=True)
-    ageRange = serializers.CharField(source="age_range", allow_null=True)
-    bodyType = serializers.CharField(source="body_type")
     createdAt = serializers.DateTimeField(source="created_at")
 
     class Meta:
         model = Avatar
         fields = [
             "id", "projectId", "name", "imageUrl", "thumbnailUrl", "sourceType", "generationPrompt",
-            "enhancedPrompt", "gender", "ageRange", "style", "ethnicity", "bodyType", "seed", "width", "height",
-            "createdAt",
+            "enhancedPrompt", *PERSONA_WIRE_NAMES, "seed", "width", "height", "createdAt",
         ]  # fmt: skip
 
     def get_imageUrl(self, avatar) -> str | None:
@@ -134,57 +190,35 @@ class ProjectDetailOutput(ProjectOutput):
 # Generation
 
 
-class PersonaInput(serializers.Serializer):
-    prompt = StrictCharField(min_length=10, max_length=500)
-    gender = serializers.ChoiceField(choices=Gender.choices, required=False, allow_null=True)
-    ageRange = serializers.ChoiceField(choices=AgeRange.choices, required=False, allow_null=True)
-    style = serializers.ChoiceField(choices=Style.choices, required=False, allow_null=True)
-    ethnicity = StrictCharField(max_length=50, required=False, allow_blank=True, allow_null=True)
-    bodyType = serializers.ChoiceField(choices=BodyType.choices, required=False, default=BodyType.HALF_BODY)
+@with_persona_fields(persona_input_field)
+class PersonaInput(PersonaReader, serializers.Serializer):
+    prompt = StrictCharField(min_length=PROMPT_MIN_CHARS, max_length=PROMPT_MAX_CHARS)
     seed = StrictIntegerField(min_value=0, max_value=MAX_SEED, required=False, allow_null=True)
-
-    def persona(self) -> dict:
-        """The validated fields as the services' keyword arguments."""
-        data = self.validated_data
-        return {
-            "prompt": data["prompt"],
-            "gender": data.get("gender"),
-            "age_range": data.get("ageRange"),
-            "style": data.get("style"),
-            "ethnicity": data.get("ethnicity") or None,
-            "body_type": data.get("bodyType") or BodyType.HALF_BODY,
-            "seed": data.get("seed"),
-        }
 
 
 class LegacyGenerateInput(PersonaInput):
-    name = StrictCharField(min_length=1, max_length=100)
+    name = StrictCharField(min_length=1, max_length=NAME_MAX_CHARS)
     count = StrictIntegerField(min_value=1, max_value=5, required=False, default=1)
 
 
 class SaveByPreviewInput(serializers.Serializer):
     previewId = serializers.UUIDField()
-    name = StrictCharField(min_length=1, max_length=100, required=False)
+    name = StrictCharField(min_length=1, max_length=NAME_MAX_CHARS, required=False)
 
 
-class SaveLegacyInput(serializers.Serializer):
-    name = StrictCharField(min_length=1, max_length=100)
+@with_persona_fields(persona_input_field)
+class SaveLegacyInput(PersonaReader, serializers.Serializer):
+    name = StrictCharField(min_length=1, max_length=NAME_MAX_CHARS)
     imageBase64 = StrictCharField(trim_whitespace=False)
     thumbnailBase64 = StrictCharField(required=False, allow_blank=True, allow_null=True, trim_whitespace=False)
     generationPrompt = StrictCharField(max_length=2000, required=False, allow_blank=True, allow_null=True)
-    gender = serializers.ChoiceField(choices=Gender.choices, required=False, allow_null=True)
-    ageRange = serializers.ChoiceField(choices=AgeRange.choices, required=False, allow_null=True)
-    style = serializers.ChoiceField(choices=Style.choices, required=False, allow_null=True)
-    ethnicity = StrictCharField(max_length=50, required=False, allow_blank=True, allow_null=True)
-    bodyType = serializers.ChoiceField(choices=BodyType.choices, required=False, default=BodyType.HALF_BODY)
 
 
+@with_persona_fields(persona_output_field)
 class PreviewOutput(serializers.ModelSerializer):
     """A preview's state. Image URLs only once it succeeded; base64 only when asked for."""
 
     enhancedPrompt = serializers.CharField(source="enhanced_prompt")
-    ageRange = serializers.CharField(source="age_range", allow_null=True)
-    bodyType = serializers.CharField(source="body_type")
     projectId = serializers.UUIDField(source="project_id")
     imageUrl = serializers.SerializerMethodField()
     thumbnailUrl = serializers.SerializerMethodField()
@@ -198,8 +232,8 @@ class PreviewOutput(serializers.ModelSerializer):
     class Meta:
         model = Preview
         fields = [
-            "id", "projectId", "status", "prompt", "enhancedPrompt", "gender", "ageRange", "style", "ethnicity",
-            "bodyType", "seed", "width", "height", "attempts", "imageUrl", "thumbnailUrl", "error", "avatarId",
+            "id", "projectId", "status", "prompt", "enhancedPrompt", *PERSONA_WIRE_NAMES, "seed", "width", "height",
+            "attempts", "imageUrl", "thumbnailUrl", "error", "avatarId",
             "createdAt", "startedAt", "finishedAt", "expiresAt",
         ]  # fmt: skip
 
@@ -231,10 +265,9 @@ class PreviewOutput(serializers.ModelSerializer):
     def to_representation(self, preview):
         data = super().to_representation(preview)
         if self.context.get("include_base64") and preview.status == "succeeded" and preview.image:
-            from avatar_creator.services import preview_read_files
-
             try:
-                data["imageBase64"], data["thumbnailBase64"] = preview_read_files(preview=preview)
+                contents = files.read_bytes(files.preview_storage(), preview.image.name, preview.thumbnail.name)
+                data["imageBase64"], data["thumbnailBase64"] = (base64.b64encode(c).decode("ascii") for c in contents)
             except OSError:
                 # The files went missing (expired under us, storage fault): say so rather than fail the request.
                 data["imageBase64"] = data["thumbnailBase64"] = None

@@ -12,10 +12,11 @@ from rest_framework.response import Response
 from rest_framework.serializers import CharField
 from rest_framework.views import APIView
 
-from avatar_creator import selectors, services
+from avatar_creator import events, files, selectors, services
 from avatar_creator.api import serializers as s
 from avatar_creator.api.schema import envelope
-from avatar_creator.errors import NotFound, ServiceError
+from avatar_creator.errors import GENERATION_TIMEOUT, InvalidCredentials, NotFound
+from avatar_creator.models import ACTIVE_PREVIEW_STATUSES
 from avatar_creator.throttling import AuthThrottle
 
 PROJECT_RESPONSE = envelope("ProjectResponse", project=s.ProjectOutput())
@@ -26,12 +27,6 @@ MESSAGE_RESPONSE = envelope("MessageResponse", message=CharField())
 PREFER_HEADER = OpenApiParameter(
     "Prefer", str, OpenApiParameter.HEADER, description="`respond-async`: answer 202 at once and poll the preview"
 )
-
-
-class InvalidCredentials(ServiceError):
-    code = "INVALID_CREDENTIALS"
-    status = 401
-    default_message = "The username or password is not correct."
 
 
 def validated(serializer_class, data, **kwargs):
@@ -139,13 +134,18 @@ class ProjectViewSet(viewsets.ViewSet):
     @action(detail=True, methods=["post"], url_path="avatars/generate-preview", url_name="generate-preview")
     def generate_preview(self, request, pk=None):
         project = self._project(request, pk)
-        persona = validated(s.PersonaInput, request.data).persona()
-        preview = services.preview_request(user=request.user, project=project, **persona)
+        serializer = validated(s.PersonaInput, request.data)
+        preview = services.preview_request(
+            user=request.user, project=project, persona=serializer.persona(), seed=serializer.validated_data.get("seed")
+        )
         if wants_async(request):
             return preview_accepted(request, preview)
-        services.preview_wait(preview=preview, timeout=settings.AVATAR_SYNC_WAIT)
+        events.preview_wait(preview=preview, timeout=settings.AVATAR_SYNC_WAIT)
         error = services.preview_error(preview=preview)
         if error is not None:
+            if error.code == GENERATION_TIMEOUT and preview.status in ACTIVE_PREVIEW_STATUSES:
+                # The wait ran out but the job goes on: say where to follow it.
+                error.headers["Location"] = reverse("api:preview-detail", kwargs={"pk": preview.pk})
             raise error
         body = {
             "success": True,
@@ -171,18 +171,14 @@ class ProjectViewSet(viewsets.ViewSet):
                 user=request.user, project=project, preview_id=data["previewId"], name=data.get("name")
             )
         else:
-            data = validated(s.SaveLegacyInput, request.data).validated_data
+            serializer = validated(s.SaveLegacyInput, request.data)
+            data = serializer.validated_data
             avatar = services.avatar_save_upload(
                 user=request.user,
                 project=project,
                 name=data["name"],
                 image_base64=data["imageBase64"],
-                generation_prompt=data.get("generationPrompt") or "",
-                gender=data.get("gender"),
-                age_range=data.get("ageRange"),
-                style=data.get("style"),
-                ethnicity=data.get("ethnicity"),
-                body_type=data.get("bodyType"),
+                persona=serializer.persona(prompt_field="generationPrompt"),
             )
             created = True
         body = {
@@ -208,7 +204,7 @@ class ProjectViewSet(viewsets.ViewSet):
         is_async = wants_async(request)
         previews, avatars = services.avatars_generate(
             user=request.user, project=project, name=data["name"], count=data["count"], wait=not is_async,
-            **serializer.persona(),
+            persona=serializer.persona(), seed=data.get("seed"),
         )  # fmt: skip
         if is_async:
             body = {
@@ -285,15 +281,11 @@ class PreviewViewSet(viewsets.ViewSet):
             handle = field.storage.open(field.name, "rb")
         except OSError:
             raise NotFound("This preview's image is no longer available.") from None
-        response = FileResponse(handle, content_type=_content_type(field.name))
+        response = FileResponse(handle, content_type=files.content_type_for(field.name))
         # Private to its owner: no shared caches.
         response["Cache-Control"] = "private, max-age=3600"
         response["X-Content-Type-Options"] = "nosniff"
         return response
-
-
-def _content_type(name: str) -> str:
-    return {"png": "image/png", "webp": "image/webp"}.get(name.rsplit(".", 1)[-1], "image/jpeg")
 
 
 class AvatarViewSet(viewsets.ViewSet):

@@ -6,18 +6,19 @@ it means settings overridden in a test or changed in the environment take effect
 
 from django.conf import settings
 
-from avatar_creator.generators.base import (
+from avatar_creator.errors import (
     GENERATION_FAILED,
     GENERATION_TIMEOUT,
     GENERATOR_AUTH_FAILED,
     GENERATOR_NOT_CONFIGURED,
     MODEL_LOADING,
     RATE_LIMIT_EXCEEDED,
+)
+from avatar_creator.generators.base import (
     GenerationError,
     GenerationRequest,
     GenerationResult,
     Generator,
-    http_status_for,
 )
 from avatar_creator.generators.huggingface import HuggingFaceGenerator
 from avatar_creator.generators.offline import OfflineGenerator
@@ -36,7 +37,6 @@ __all__ = [
     "HuggingFaceGenerator",
     "OfflineGenerator",
     "get_generator",
-    "http_status_for",
 ]
 
 

@@ -5,34 +5,14 @@ escapes. The error says whether trying again can help (`retryable`) and, when th
 to wait (`retry_after`), so the task that calls it owns the retry policy without knowing the backend.
 """
 
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
-MODEL_LOADING = "MODEL_LOADING"
-RATE_LIMIT_EXCEEDED = "RATE_LIMIT_EXCEEDED"
-GENERATION_TIMEOUT = "GENERATION_TIMEOUT"
-GENERATION_FAILED = "GENERATION_FAILED"
-GENERATOR_NOT_CONFIGURED = "GENERATOR_NOT_CONFIGURED"
-GENERATOR_AUTH_FAILED = "GENERATOR_AUTH_FAILED"
-
-# The status our API answers with for each code (not the upstream's status, which GenerationError.status keeps).
-_HTTP_STATUS = {
-    MODEL_LOADING: 503,
-    RATE_LIMIT_EXCEEDED: 429,
-    GENERATION_TIMEOUT: 504,
-    GENERATION_FAILED: 502,
-    GENERATOR_NOT_CONFIGURED: 503,
-    # The upstream refused our credentials: a fault of this server's configuration, seen by clients as a bad gateway.
-    GENERATOR_AUTH_FAILED: 502,
-}
-ERROR_CODES = frozenset(_HTTP_STATUS)
+from avatar_creator.errors import GENERATION_CODES, http_status_for
 
 
-def http_status_for(code: str) -> int:
-    """The HTTP status our API uses for a generation error code (502 for anything unknown)."""
-    return _HTTP_STATUS.get(code, 502)
-
-
+# The codes live in the one error catalogue (avatar_creator/errors.py), with the HTTP status our API answers each
+# with (not the upstream's status, which GenerationError.status keeps).
 @dataclass(frozen=True)
 class GenerationRequest:
     prompt: str
@@ -53,6 +33,9 @@ class GenerationResult:
     height: int
     model: str
     duration_s: float
+    # The decoded pixels (possibly at thumbnail scale) when the backend already checked the bytes with images.py,
+    # so the caller makes the thumbnail without decoding the image a second time.
+    pixels: Any = field(default=None, compare=False, repr=False)
 
 
 class GenerationError(Exception):
@@ -67,7 +50,7 @@ class GenerationError(Exception):
         retry_after: float | None = None,
         status: int | None = None,
     ) -> None:
-        if code not in ERROR_CODES:
+        if code not in GENERATION_CODES:
             raise ValueError(f"Unknown generation error code {code!r}.")
         self.code = code
         self.message = message
@@ -78,6 +61,7 @@ class GenerationError(Exception):
 
     @property
     def http_status(self) -> int:
+        """The status our API answers with for this code (from the error catalogue)."""
         return http_status_for(self.code)
 
     def __repr__(self) -> str:

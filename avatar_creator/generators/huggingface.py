@@ -27,7 +27,6 @@ import logging
 import re
 import time
 from datetime import UTC, datetime
-from io import BytesIO
 
 import httpx2
 from django.conf import settings
@@ -37,15 +36,17 @@ from huggingface_hub.inference._common import RequestParameters
 from huggingface_hub.inference._providers import get_provider_helper
 from huggingface_hub.inference._providers._common import TaskProviderHelper
 from huggingface_hub.utils import parse_ratelimit_headers
-from PIL import Image
 
-from avatar_creator.generators.base import (
+from avatar_creator import images
+from avatar_creator.errors import (
     GENERATION_FAILED,
     GENERATION_TIMEOUT,
     GENERATOR_AUTH_FAILED,
     GENERATOR_NOT_CONFIGURED,
     MODEL_LOADING,
     RATE_LIMIT_EXCEEDED,
+)
+from avatar_creator.generators.base import (
     GenerationError,
     GenerationRequest,
     GenerationResult,
@@ -54,7 +55,8 @@ from avatar_creator.generators.base import (
 logger = logging.getLogger(__name__)
 
 TASK = "text-to-image"
-CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+# The largest side an upstream image may have (FLUX answers 1024 or 1344).
+UPSTREAM_MAX_SIDE = 4096
 # Providers whose text-to-image payload passes our extra parameters through to the model (see the docstring).
 LORA_SCALE_PROVIDERS = frozenset({"replicate"})
 _SERVER_MESSAGE_CHARS = 200
@@ -122,15 +124,16 @@ class HuggingFaceGenerator:
             raise GenerationError(
                 GENERATION_FAILED, "The image could not be generated because of an unexpected error.", retryable=False
             ) from None
-        content_type, width, height = self._inspect_image(body)
+        checked = self._inspect_image(body)
         return GenerationResult(
             image_bytes=body,
-            content_type=content_type,
+            content_type=checked.content_type,
             seed=request.seed,
-            width=width,
-            height=height,
+            width=checked.width,
+            height=checked.height,
             model=self.model,
             duration_s=time.monotonic() - started,
+            pixels=checked.pixels,
         )
 
     def _prepare(
@@ -261,32 +264,17 @@ class HuggingFaceGenerator:
             status=status,
         )
 
-    def _inspect_image(self, body: bytes) -> tuple[str, int, int]:
-        """The real format and size of the upstream bytes; refuses anything that is not a whole image."""
+    def _inspect_image(self, body: bytes) -> "images.CheckedImage":
+        """The real format and size of the upstream bytes, checked once by images.py; decoded at thumbnail scale
+        (the stored file keeps the upstream's bytes, only the thumbnail needs pixels)."""
         try:
-            with Image.open(BytesIO(body)) as image:
-                image_format = image.format
-                image.verify()
-            # verify() leaves the image unusable and skips pixel data, so decode once more to be sure. A JPEG is
-            # decoded at 1/8 scale: libjpeg still reads every byte (damage is still caught) for a fraction of the work.
-            with Image.open(BytesIO(body)) as image:
-                width, height = image.size
-                image.draft(None, (1, 1))
-                image.load()
-        except Exception as exc:  # Pillow raises many types for broken data; all mean the same here.
+            return images.check_image(body, max_side=UPSTREAM_MAX_SIDE, min_side=images.THUMBNAIL_SIZE * 3 // 2)
+        except images.ImageRejected as exc:
             self._log(exc)
             # Retryable: a corrupt or truncated body is an upstream fault that a new request usually does not repeat.
             raise GenerationError(
                 GENERATION_FAILED, "The image API returned data that is not a valid image.", retryable=True
             ) from None
-        content_type = CONTENT_TYPES.get(image_format or "")
-        if content_type is None:
-            raise GenerationError(
-                GENERATION_FAILED,
-                f"The image API returned an unsupported image format ({image_format}).",
-                retryable=False,
-            )
-        return content_type, width, height
 
     def _server_message(self, exc: HfHubHTTPError) -> str:
         message = re.sub(r"\s+", " ", exc.server_message or "").strip()

@@ -60,7 +60,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "avatar_creator.context_processors.avatar_creator",
+                "avatar_creator.ui.context_processors.avatar_creator",
             ],
         },
     },

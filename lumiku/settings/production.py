@@ -1,12 +1,59 @@
-"""Production: everything secret or site-specific must come from the environment."""
+"""Production: everything secret or site-specific must come from the environment.
+
+base.py's embedded defaults (SQLite, tasks run in-process, a per-process cache, the offline generator) suit
+`make run`, not a deployment: production refuses to start unless the environment (or `.env`, which base.py has
+already loaded into it) names the database, a broker and the generator. Everything missing is reported at once,
+on one line, before anything else fails.
+"""
+
+import os
+
+from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import CELERY_BROKER_URL, REDIS_URL, env
+
+_GENERATORS = ("huggingface", "offline")
+_REDIS_SCHEMES = ("redis://", "rediss://")
+
+
+def _given(name: str) -> bool:
+    """Whether the environment really sets `name`: present and not blank."""
+    return bool(os.environ.get(name, "").strip())
+
+
+_missing = [name for name in ("DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "DATABASE_URL") if not _given(name)]
+if not (_given("REDIS_URL") or _given("CELERY_BROKER_URL")):
+    _missing.append("REDIS_URL or CELERY_BROKER_URL")
+elif not _given("REDIS_URL") and not CELERY_BROKER_URL.strip().lower().startswith(_REDIS_SCHEMES):
+    # The broker is not Redis, so it cannot double as the cache the throttles count in.
+    _missing.append("REDIS_URL (the throttles need a shared cache and CELERY_BROKER_URL is not Redis)")
+_generator = os.environ.get("AVATAR_GENERATOR", "").strip().lower()
+if not _generator:
+    _missing.append("AVATAR_GENERATOR")
+elif _generator not in _GENERATORS:
+    _missing.append(f"AVATAR_GENERATOR=huggingface or offline (not {os.environ['AVATAR_GENERATOR']!r})")
+if _missing:
+    raise ImproperlyConfigured(
+        f'Production settings need {", ".join(_missing)}: set them in the environment (see README "Configuration").'
+    )
 
 DEBUG = False
 SECRET_KEY = env("DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 SERVE_MEDIA = env.bool("SERVE_MEDIA", default=False)
+
+# Tasks go to the broker, never in-process (a blank CELERY_BROKER_URL falls back to REDIS_URL here, where base.py
+# would take it as "no broker"); throttle counters live in Redis, shared by every process.
+CELERY_BROKER_URL = CELERY_BROKER_URL if _given("CELERY_BROKER_URL") else REDIS_URL
+CELERY_TASK_ALWAYS_EAGER = False
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL if _given("REDIS_URL") else CELERY_BROKER_URL,
+    }
+}
+AVATAR_GENERATOR = _generator
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # Production runs behind one TLS-terminating proxy (see SECURE_PROXY_SSL_HEADER); throttles count its client.

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from avatar_creator import views
+from avatar_creator.ui import views
 
 urlpatterns = [
     path("", views.projects, name="projects"),

@@ -5,110 +5,40 @@ Thin like the API's viewsets: validate with a form, call one service (or selecto
 Page fragments that change elsewhere (the credits badge, a card, the grid) travel out of band (hx-swap-oob).
 """
 
-import math
-from functools import wraps
 from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
 from django.contrib import auth
 from django.contrib.auth import password_validation
 from django.contrib.auth import views as auth_views
-from django.contrib.auth.views import redirect_to_login
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import FileResponse, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
+from django_htmx.http import reswap, retarget
 
 from avatar_creator import selectors, services
 from avatar_creator.errors import InsufficientCredits, NotFound, ServiceError, ValidationFailed
-from avatar_creator.forms import AvatarRenameForm, LoginForm, PreviewForm, ProjectForm, SaveForm, SignupForm
 from avatar_creator.models import PreviewStatus
-from avatar_creator.throttling import AuthThrottle
-
-PARTIALS = "avatar_creator/partials/"
-# Unprocessable Content: the form is re-rendered with its errors (htmx is configured to swap 4xx answers).
-INVALID = 422
-
-
-def ui_view(view):
-    """Sign-in required, and a row that is not the user's answers 404 (never 403: existence stays private).
-
-    An htmx request from an expired session is sent to the login page as a whole page, not swapped into the modal.
-    """
-
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if not request.user.is_authenticated:
-            login = redirect_to_login(_current_path(request))
-            return HttpResponseClientRedirect(login.url) if request.htmx else login
-        try:
-            return view(request, *args, **kwargs)
-        except NotFound as exc:
-            if request.htmx:
-                context = {"title": "Not found", "message": f"{exc.message} It may have been deleted."}
-                return render(request, PARTIALS + "message.html", context, status=404)
-            raise Http404(exc.message) from None
-
-    return wrapper
-
-
-def _current_path(request) -> str:
-    """The page the person is looking at: the htmx request's page, or the request itself."""
-    if request.htmx and request.htmx.current_url_abs_path:
-        return request.htmx.current_url_abs_path
-    return request.get_full_path()
-
-
-def _modal(request, partial: str, context: dict, *, status: int = 200) -> HttpResponse:
-    """A modal step: the fragment for htmx, or the same fragment on a page of its own without JavaScript."""
-    if request.htmx:
-        return render(request, PARTIALS + partial, context, status=status)
-    return render(request, "avatar_creator/modal_page.html", {**context, "partial": PARTIALS + partial}, status=status)
-
-
-def _redirect(request, url: str) -> HttpResponse:
-    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
-
-
-def _closed(request, template: str | None = None, context: dict | None = None, *, fallback: str) -> HttpResponse:
-    """Close the modal: an empty main fragment (plus any out-of-band updates), or a redirect without htmx."""
-    if not request.htmx:
-        return redirect(fallback)
-    if template is None:
-        return HttpResponse("")
-    return render(request, PARTIALS + template, context or {})
-
-
-def _form_status(form) -> int:
-    return INVALID if form.is_bound and form.errors else 200
-
-
-def _posted(request):
-    """The form data of a POST (even an empty one, which must fail validation), None for a GET."""
-    return request.POST if request.method == "POST" else None
-
+from avatar_creator.prompts import NAME_MAX_CHARS, Persona
+from avatar_creator.ui.forms import AvatarRenameForm, LoginForm, PreviewForm, ProjectForm, SaveForm, SignupForm
+from avatar_creator.ui.messages import preview_error_words, service_error_words
+from avatar_creator.ui.responses import (
+    INVALID,
+    PARTIALS,
+    auth_throttled,
+    client_redirect,
+    closed,
+    current_path,
+    form_status,
+    modal,
+    posted,
+    ui_view,
+)
 
 # Accounts
-
-
-def auth_throttled(view):
-    """Login and signup attempts share the API's per-address limit (brute force protection)."""
-
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        throttle = AuthThrottle()
-        if request.method == "POST" and not throttle.allow_request(request, None):
-            wait = math.ceil(throttle.wait() or 1)
-            context = {"title": "Too many attempts", "message": f"Wait {_wait_words(wait)} and try again."}
-            response = _modal(request, "message.html", context, status=429)
-            response["Retry-After"] = str(wait)
-            return response
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 @auth_throttled
@@ -116,7 +46,7 @@ def auth_throttled(view):
 def signup(request):
     if request.user.is_authenticated:
         return redirect("projects")
-    form = SignupForm(_posted(request))
+    form = SignupForm(posted(request))
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -129,7 +59,7 @@ def signup(request):
             auth.login(request, user, backend=settings.AUTHENTICATION_BACKENDS[0])
             return redirect("projects")
     context = {"form": form, "password_help": password_validation.password_validators_help_text_html()}
-    return render(request, "registration/signup.html", context, status=_form_status(form))
+    return render(request, "registration/signup.html", context, status=form_status(form))
 
 
 login = auth_throttled(
@@ -153,12 +83,12 @@ def projects(request):
 @ui_view
 @require_http_methods(["GET", "POST"])
 def project_create(request):
-    form = ProjectForm(_posted(request))
+    form = ProjectForm(posted(request))
     if request.method == "POST" and form.is_valid():
         project = services.project_create(owner=request.user, **form.cleaned_data)
-        return _redirect(request, reverse("project-detail", kwargs={"project_id": project.pk}))
+        return client_redirect(request, reverse("project-detail", kwargs={"project_id": project.pk}))
     context = {"form": form, "title": "New project", "action": reverse("project-create"), "submit": "Create project"}
-    return _modal(request, "project_form.html", context, status=_form_status(form))
+    return modal(request, "project_form.html", context, status=form_status(form))
 
 
 @ui_view
@@ -174,15 +104,15 @@ def project_detail(request, project_id):
 def project_edit(request, project_id):
     project = selectors.project_get_for_user(user=request.user, project_id=project_id)
     initial = {"name": project.name, "description": project.description}
-    form = ProjectForm(_posted(request), initial=initial)
+    form = ProjectForm(posted(request), initial=initial)
     if request.method == "POST" and form.is_valid():
         services.project_update(project=project, **form.cleaned_data)
         project = selectors.project_get_for_user(user=request.user, project_id=project_id)
         context = {"project": project, "on_detail": _on_project_page(request, project), "toast": "Project renamed."}
-        return _closed(request, "project_updated.html", context, fallback=_project_url(project))
+        return closed(request, "project_updated.html", context, fallback=_project_url(project))
     action = reverse("project-edit", kwargs={"project_id": project.pk})
     context = {"form": form, "title": "Rename project", "action": action, "submit": "Save changes"}
-    return _modal(request, "project_form.html", context, status=_form_status(form))
+    return modal(request, "project_form.html", context, status=form_status(form))
 
 
 @ui_view
@@ -190,14 +120,14 @@ def project_edit(request, project_id):
 def project_delete(request, project_id):
     project = selectors.project_get_for_user(user=request.user, project_id=project_id)
     if request.method == "GET":
-        return _modal(request, "project_delete.html", {"project": project})
+        return modal(request, "project_delete.html", {"project": project})
     on_detail = _on_project_page(request, project)
     removed = services.project_delete(project=project)
     if on_detail:
-        return _redirect(request, reverse("projects"))
+        return client_redirect(request, reverse("projects"))
     toast = f"Project deleted with {removed} avatar{'s' if removed != 1 else ''}."
     context = {"projects": selectors.project_list_for_user(user=request.user), "toast": toast}
-    return _closed(request, "project_deleted.html", context, fallback=reverse("projects"))
+    return closed(request, "project_deleted.html", context, fallback=reverse("projects"))
 
 
 def _project_url(project) -> str:
@@ -206,7 +136,7 @@ def _project_url(project) -> str:
 
 def _on_project_page(request, project) -> bool:
     """Whether the htmx request comes from the project's own page (its header updates) or the list (its card)."""
-    return bool(request.htmx) and urlsplit(_current_path(request)).path == _project_url(project)
+    return bool(request.htmx) and urlsplit(current_path(request)).path == _project_url(project)
 
 
 # Avatars
@@ -217,7 +147,7 @@ def _on_project_page(request, project) -> bool:
 def avatar_detail(request, avatar_id):
     avatar = selectors.avatar_get_for_user(user=request.user, avatar_id=avatar_id)
     form = AvatarRenameForm(initial={"name": avatar.name})
-    return _modal(request, "avatar_lightbox.html", {"avatar": avatar, "form": form})
+    return modal(request, "avatar_lightbox.html", {"avatar": avatar, "form": form})
 
 
 @ui_view
@@ -226,7 +156,7 @@ def avatar_rename(request, avatar_id):
     avatar = selectors.avatar_get_for_user(user=request.user, avatar_id=avatar_id)
     form = AvatarRenameForm(request.POST)
     if not form.is_valid():
-        return _modal(request, "avatar_lightbox.html", {"avatar": avatar, "form": form}, status=INVALID)
+        return modal(request, "avatar_lightbox.html", {"avatar": avatar, "form": form}, status=INVALID)
     services.avatar_rename(avatar=avatar, name=form.cleaned_data["name"])
     if not request.htmx:
         return redirect(_project_url(avatar.project))
@@ -239,7 +169,7 @@ def avatar_rename(request, avatar_id):
 def avatar_delete(request, avatar_id):
     avatar = selectors.avatar_get_for_user(user=request.user, avatar_id=avatar_id)
     if request.method == "GET":
-        return _modal(request, "avatar_delete.html", {"avatar": avatar})
+        return modal(request, "avatar_delete.html", {"avatar": avatar})
     project = avatar.project
     services.avatar_delete(avatar=avatar)
     context = {
@@ -248,7 +178,7 @@ def avatar_delete(request, avatar_id):
         "has_avatars": project.avatars.exists(),
         "toast": "Avatar deleted.",
     }
-    return _closed(request, "avatar_deleted.html", context, fallback=_project_url(project))
+    return closed(request, "avatar_deleted.html", context, fallback=_project_url(project))
 
 
 @ui_view
@@ -268,7 +198,7 @@ def avatar_download(request, avatar_id):
 @require_GET
 def avatar_new(request, project_id):
     project = selectors.project_get_for_user(user=request.user, project_id=project_id)
-    return _modal(request, "preview_form.html", {"project": project, "form": PreviewForm()})
+    return modal(request, "preview_form.html", {"project": project, "form": PreviewForm()})
 
 
 @ui_view
@@ -279,7 +209,7 @@ def preview_create(request, project_id):
     if not form.is_valid():
         return _preview_form(request, project, form, status=INVALID)
     try:
-        preview = services.preview_request(user=request.user, project=project, **form.persona())
+        preview = services.preview_request(user=request.user, project=project, persona=form.persona())
     except ServiceError as exc:
         return _preview_form(request, project, form, error=service_error_words(exc), status=exc.status)
     return _preview_step(request, project, preview)
@@ -289,7 +219,7 @@ def preview_create(request, project_id):
 @require_GET
 def preview_status(request, project_id, preview_id):
     project, preview = _project_preview(request, project_id, preview_id)
-    name = request.GET.get("name", "")[:100]
+    name = request.GET.get("name", "")[:NAME_MAX_CHARS]
     if not preview.is_finished and request.htmx:
         # Only the progress line changes while waiting, so focus (on Cancel, say) is not lost every second.
         return render(request, PARTIALS + "preview_progress.html", _waiting_context(project, preview, name))
@@ -322,7 +252,7 @@ def preview_discard(request, project_id, preview_id):
     """Cancel in phase 2 (and Esc): the preview is thrown away and the modal closes."""
     project, preview = _project_preview(request, project_id, preview_id)
     services.preview_discard(preview=preview)
-    return _closed(request, fallback=_project_url(project))
+    return closed(request, fallback=_project_url(project))
 
 
 @ui_view
@@ -330,13 +260,10 @@ def preview_discard(request, project_id, preview_id):
 def preview_regenerate(request, project_id, preview_id):
     """The same fields with a new seed; the old preview is discarded first."""
     project, old = _project_preview(request, project_id, preview_id)
-    name = request.POST.get("name", "")[:100]
+    name = request.POST.get("name", "")[:NAME_MAX_CHARS]
     services.preview_discard(preview=old)
-    fields = {field: getattr(old, field) for field in ("prompt", "gender", "age_range", "style", "ethnicity")}
     try:
-        preview = services.preview_request(
-            user=request.user, project=project, **fields, body_type=old.body_type, seed=None
-        )
+        preview = services.preview_request(user=request.user, project=project, persona=Persona.of(old))
     except ServiceError as exc:
         return _preview_form(request, project, PreviewForm.for_preview(old), error=service_error_words(exc),
                              status=exc.status)  # fmt: skip
@@ -368,7 +295,7 @@ def preview_save(request, project_id, preview_id):
         "has_avatars": True,
         "toast": f"Saved “{avatar.name}”." if created else f"“{avatar.name}” was already saved.",
     }
-    return _closed(request, "avatar_saved.html", context, fallback=_project_url(project))
+    return closed(request, "avatar_saved.html", context, fallback=_project_url(project))
 
 
 def _project_preview(request, project_id, preview_id):
@@ -382,7 +309,7 @@ def _project_preview(request, project_id, preview_id):
 def _preview_step(request, project, preview, *, name: str = "") -> HttpResponse:
     """What the modal shows for a preview in its current state."""
     if not preview.is_finished:
-        return _modal(request, "preview_waiting.html", _waiting_context(project, preview, name))
+        return modal(request, "preview_waiting.html", _waiting_context(project, preview, name))
     if preview.status == PreviewStatus.SUCCEEDED:
         return _preview_result(request, project, preview, form=SaveForm(initial={"name": name}))
     form = PreviewForm.for_preview(preview)
@@ -407,60 +334,9 @@ def _waiting_context(project, preview, name: str) -> dict:
 
 def _preview_form(request, project, form, *, error=None, note: str = "", status: int = 200) -> HttpResponse:
     context = {"project": project, "form": form, "error": error, "note": note}
-    return _modal(request, "preview_form.html", context, status=status)
+    return modal(request, "preview_form.html", context, status=status)
 
 
 def _preview_result(request, project, preview, *, form, error=None, status: int = 200) -> HttpResponse:
     context = {"project": project, "preview": preview, "form": form, "error": error}
-    return _modal(request, "preview_result.html", context, status=status)
-
-
-# Errors in plain words. Previews are free, so every generation error ends by saying nothing was charged.
-
-_NOTHING_CHARGED = "Nothing was charged."
-
-
-def _wait_words(seconds) -> str:
-    if not seconds:
-        return "a minute"
-    seconds = math.ceil(float(seconds))
-    return f"{seconds} s" if seconds < 120 else f"{math.ceil(seconds / 60)} min"
-
-
-def error_words(code: str, *, retry_after=None, message: str = "") -> dict:
-    """A title and a sentence a person can act on, for an error code from a service or a failed preview."""
-    wait = _wait_words(retry_after)
-    words = {
-        "MODEL_LOADING": ("The model is warming up", f"Try again in {wait}. {_NOTHING_CHARGED}"),
-        "RATE_LIMIT_EXCEEDED": ("Too many previews right now", f"Try again in {wait}. {_NOTHING_CHARGED}"),
-        "GENERATOR_AUTH_FAILED": (
-            "The image service refused this server's key",
-            f"No image was made. The administrator needs to check HUGGINGFACE_API_KEY. {_NOTHING_CHARGED}",
-        ),
-        "GENERATION_FAILED": ("Generation failed", f"The image could not be made. Try again. {_NOTHING_CHARGED}"),
-        "GENERATION_TIMEOUT": ("Generation took too long", f"Try again. {_NOTHING_CHARGED}"),
-        "GENERATOR_NOT_CONFIGURED": (
-            "Image generation is not set up",
-            f"The administrator needs to configure the image generator. {_NOTHING_CHARGED}",
-        ),
-        "QUEUE_UNAVAILABLE": ("The generation queue is unavailable", f"Try again in a moment. {_NOTHING_CHARGED}"),
-        "PREVIEW_NOT_AVAILABLE": ("This preview can no longer be saved", "Generate a new one. Nothing was charged."),
-    }
-    title, sentence = words.get(code, ("Something went wrong", message or "Try again."))
-    return {"code": code, "title": title, "message": sentence}
-
-
-def preview_error_words(preview) -> dict:
-    return error_words(preview.error_code, retry_after=preview.retry_after, message=preview.error_message)
-
-
-def service_error_words(exc: ServiceError) -> dict:
-    details = exc.details or {}
-    if isinstance(exc, InsufficientCredits):
-        required, balance = details.get("required"), details.get("balance")
-        return {
-            "code": exc.code,
-            "title": "Not enough credits",
-            "message": f"Saving costs {required} credits and you have {balance}. Nothing was charged.",
-        }
-    return error_words(exc.code, retry_after=details.get("retryAfter"), message=exc.message)
+    return modal(request, "preview_result.html", context, status=status)

@@ -1,0 +1,57 @@
+"""Every write, by sub-domain. Plain keyword-only functions; the faces (api/, ui/), tasks and commands call these
+and nothing else writes. The public names are re-exported here: `from avatar_creator import services`.
+
+The preview job (its states, attempts, retries, cancel, expiry) is services/previews.py.
+"""
+
+from avatar_creator.services.accounts import token_for_user, user_register
+from avatar_creator.services.avatars import (
+    avatar_delete,
+    avatar_rename,
+    avatar_save_upload,
+    avatars_generate,
+    preview_save,
+)
+from avatar_creator.services.credits import credit_account_for_user, credits_add, credits_charge
+from avatar_creator.services.previews import (
+    AttemptOutcome,
+    preview_attempt,
+    preview_cancel,
+    preview_discard,
+    preview_error,
+    preview_fail,
+    preview_request,
+    previews_expire_due,
+    previews_reap_stuck,
+    retry_delay,
+)
+from avatar_creator.services.projects import project_create, project_delete, project_touch, project_update
+from avatar_creator.services.rates import parse_rate
+
+__all__ = [
+    "AttemptOutcome",
+    "avatar_delete",
+    "avatar_rename",
+    "avatar_save_upload",
+    "avatars_generate",
+    "credit_account_for_user",
+    "credits_add",
+    "credits_charge",
+    "parse_rate",
+    "preview_attempt",
+    "preview_cancel",
+    "preview_discard",
+    "preview_error",
+    "preview_fail",
+    "preview_request",
+    "preview_save",
+    "previews_expire_due",
+    "previews_reap_stuck",
+    "project_create",
+    "project_delete",
+    "project_touch",
+    "project_update",
+    "retry_delay",
+    "token_for_user",
+    "user_register",
+]

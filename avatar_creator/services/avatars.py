@@ -1,0 +1,177 @@
+"""Avatars: saving a preview (charged), the legacy uploads and one-call generation, renaming and deleting."""
+
+import logging
+import secrets
+import time
+
+from django.conf import settings
+from django.db import DatabaseError, transaction
+from django.utils import timezone
+
+from avatar_creator import files, images, selectors
+from avatar_creator.errors import InsufficientCredits, NotFound, PreviewNotAvailable, StorageFailed
+from avatar_creator.models import Avatar, Preview, PreviewStatus, Project, SourceType
+from avatar_creator.prompts import NAME_MAX_CHARS, Persona
+from avatar_creator.services.credits import credits_charge
+from avatar_creator.services.previews import preview_error, preview_request
+from avatar_creator.services.projects import project_touch
+
+logger = logging.getLogger(__name__)
+
+
+def avatar_rename(*, avatar: Avatar, name: str) -> Avatar:
+    avatar.name = name
+    avatar.save(update_fields=["name"])
+    project_touch(project_id=avatar.project_id)
+    return avatar
+
+
+def avatar_delete(*, avatar: Avatar) -> None:
+    with transaction.atomic():
+        avatar.delete()
+        project_touch(project_id=avatar.project_id)
+        files.delete_after_commit(files.avatar_storage(), [avatar.image.name, avatar.thumbnail.name])
+
+
+def preview_save(*, user, project: Project, preview_id, name: str | None = None) -> tuple[Avatar, bool]:
+    """Save a succeeded preview as an avatar and charge for it, in one transaction.
+
+    Returns (avatar, created). Saving the same preview again returns its avatar and charges nothing.
+    """
+    with transaction.atomic():
+        preview = Preview.objects.select_for_update().filter(pk=preview_id, owner=user, project=project).first()
+        if preview is None:
+            raise NotFound("Preview not found.")
+        existing = Avatar.objects.filter(preview=preview).first()
+        if existing is not None:
+            return existing, False
+        if preview.status != PreviewStatus.SUCCEEDED or preview.expires_at <= timezone.now():
+            raise PreviewNotAvailable(
+                f"This preview is {_preview_state_words(preview)} and cannot be saved. Generate a new one.",
+                details={"status": preview.status},
+            )
+        try:
+            image_bytes, thumb_bytes = files.read_bytes(
+                files.preview_storage(), preview.image.name, preview.thumbnail.name
+            )
+        except OSError as exc:
+            logger.error("preview %s files unreadable: %s", preview.pk, exc)
+            raise PreviewNotAvailable(
+                "This preview's image is no longer available. Generate a new one.", details={"status": preview.status}
+            ) from None
+        avatar = Avatar(
+            project=project,
+            name=name or _default_avatar_name(preview),
+            source_type=SourceType.AI_GENERATED,
+            generation_prompt=preview.prompt,
+            enhanced_prompt=preview.enhanced_prompt,
+            **Persona.of(preview).fields(),
+            seed=preview.seed,
+            width=preview.width,
+            height=preview.height,
+            preview=preview,
+        )
+        extension = preview.image.name.rsplit(".", 1)[-1]
+        _avatar_store(avatar=avatar, user=user, image=(image_bytes, extension), thumbnail=thumb_bytes)
+    return avatar, True
+
+
+def _preview_state_words(preview: Preview) -> str:
+    if preview.status == PreviewStatus.SUCCEEDED:
+        return "expired"
+    return {"queued": "still queued", "running": "still generating"}.get(preview.status, preview.status)
+
+
+def _default_avatar_name(preview: Preview) -> str:
+    words = preview.prompt.split()
+    name = " ".join(words[:6])
+    return name[:NAME_MAX_CHARS] or "Avatar"
+
+
+def avatar_save_upload(*, user, project: Project, name: str, image_base64: str, persona: Persona) -> Avatar:
+    """The legacy save: the client sends the image bytes. They are decoded, checked and re-encoded, never trusted;
+    the client's thumbnail is ignored and made anew from the image. `persona.prompt` is the generationPrompt."""
+    processed = images.process_image(images.decode_base64_image(image_base64), body_type=persona.body_type)
+    avatar = Avatar(
+        project=project,
+        name=name,
+        # Bytes that came with a generation prompt are the client's earlier preview; without one, an upload.
+        source_type=SourceType.AI_GENERATED if persona.prompt else SourceType.UPLOADED,
+        generation_prompt=persona.prompt or "",
+        **persona.fields(),
+        width=processed.width,
+        height=processed.height,
+    )
+    with transaction.atomic():
+        _avatar_store(
+            avatar=avatar,
+            user=user,
+            image=(processed.image_bytes, processed.extension),
+            thumbnail=processed.thumbnail_bytes,
+        )
+    return avatar
+
+
+def _avatar_store(*, avatar: Avatar, user, image: tuple[bytes, str], thumbnail: bytes) -> None:
+    """Charge, write the files and the row, inside the caller's transaction. A failure leaves nothing behind:
+    the transaction undoes the charge and the row, and the files written so far are deleted."""
+    entry = credits_charge(user=user, amount=settings.AVATAR_SAVE_COST, note=f"Avatar {avatar.name[:60]}")
+    image_bytes, extension = image
+    storage = files.avatar_storage()
+    try:
+        avatar.image.name, avatar.thumbnail.name = files.write_all(
+            storage,
+            [
+                (files.new_name(folder="avatars/", extension=extension), image_bytes),
+                (files.new_name(folder="avatars/thumbnails/"), thumbnail),
+            ],
+        )
+    except Exception as exc:
+        # Any storage backend fault (disk full, S3 down, permissions): nothing was charged or written.
+        logger.error("storing avatar files failed: %s", exc)
+        raise StorageFailed() from exc
+    try:
+        avatar.save()
+    except DatabaseError:
+        files.delete_now(storage, [avatar.image.name, avatar.thumbnail.name])
+        raise
+    entry.avatar = avatar
+    entry.save(update_fields=["avatar"])
+    project_touch(project_id=avatar.project_id)
+
+
+def avatars_generate(
+    *, user, project: Project, name: str, count: int, wait: bool, persona: Persona, seed: int | None = None
+) -> tuple[list[Preview], list[Avatar]]:
+    """The legacy one-call flow: `count` variations, each saved and charged. Credits for all are checked first.
+
+    With `wait`, generates and saves, and returns the avatars (at least one, or the first failure is raised);
+    without, returns the queued previews for the client to poll and save.
+    """
+    from avatar_creator import events
+
+    required = settings.AVATAR_SAVE_COST * count
+    balance = selectors.credit_balance_for_user(user=user)
+    if balance < required:
+        raise InsufficientCredits(
+            f"{count} avatar(s) cost {required} credits and you have {balance}.",
+            details={"required": required, "balance": balance},
+        )
+    base_seed = secrets.randbelow(2**32) if seed is None else seed
+    previews = [
+        preview_request(user=user, project=project, persona=persona, seed=(base_seed + i) % 2**32) for i in range(count)
+    ]
+    if not wait:
+        return previews, []
+    deadline = time.monotonic() + settings.AVATAR_SYNC_WAIT
+    avatars = []
+    for i, preview in enumerate(previews, start=1):
+        events.preview_wait(preview=preview, timeout=max(deadline - time.monotonic(), 0))
+        if preview.status != PreviewStatus.SUCCEEDED:
+            continue
+        avatar_name = f"{name} - Variation {i}" if count > 1 else name
+        avatar, _ = preview_save(user=user, project=project, preview_id=preview.pk, name=avatar_name[:NAME_MAX_CHARS])
+        avatars.append(avatar)
+    if not avatars:
+        raise preview_error(preview=previews[0])
+    return previews, avatars
