@@ -208,7 +208,12 @@ def test_project_delete_removes_it_with_its_avatars(alice_client, project):
     response = alice_client.post(f"/projects/{project.pk}/delete", HTTP_HX_CURRENT_URL="http://testserver/", **HTMX)
     assert (Project.objects.count(), Avatar.objects.count()) == (0, 0)
     assert 'id="project-list" hx-swap-oob="true"' in response.content.decode()
-    assert "Project deleted with 1 avatar." in text(response)
+    assert "Project “Team portraits” and its 1 avatar deleted." in text(response)
+
+
+def test_project_delete_without_avatars_says_so_plainly(alice_client, project):
+    response = alice_client.post(f"/projects/{project.pk}/delete", HTTP_HX_CURRENT_URL="http://testserver/", **HTMX)
+    assert "Project “Team portraits” deleted." in text(response)
 
 
 def test_project_delete_from_its_page_returns_to_the_list(alice_client, project):
@@ -217,6 +222,26 @@ def test_project_delete_from_its_page_returns_to_the_list(alice_client, project)
     )
     assert response["HX-Redirect"] == "/"
     assert Project.objects.count() == 0
+    assert "Project “Team portraits” deleted." in text(alice_client.get("/"))
+
+
+def test_logout_says_the_user_is_signed_out(alice_client):
+    response = alice_client.post("/logout", follow=True)
+    assert "You are signed out. See you soon." in text(response)
+
+
+def test_expired_session_says_why_the_login_page_shows(alice_client):
+    alice_client.cookies["sessionid"] = "a-session-that-no-longer-exists"
+    response = alice_client.get("/", follow=True)
+    assert response.redirect_chain == [("/login?next=/", 302)]
+    assert "Your session has ended. Log in again to continue." in text(response)
+
+
+def test_preview_saved_without_a_name_takes_the_first_words_without_a_trailing_comma(alice_client, alice, project):
+    preview = make_preview(alice, project, status=PreviewStatus.SUCCEEDED, files=True,
+                           prompt="Senior architect, silver beard, confident look, warm light")  # fmt: skip
+    alice_client.post(preview_url(project, preview, "save"), {"name": ""}, **HTMX)
+    assert Avatar.objects.get().name == "Senior architect, silver beard, confident look"
 
 
 @pytest.mark.parametrize(
@@ -601,9 +626,9 @@ def test_offline_generator_notice(alice_client, settings, generator, shown):
     settings.AVATAR_GENERATOR = generator
     page = text(alice_client.get("/"))
     notice = (
-        "Offline preview mode: images are labelled drawings, not FLUX. Set HUGGINGFACE_API_KEY to generate real "
-        "portraits."
+        "Demo mode: previews are labelled sketches, not photos. Real portraits are switched on by the site's operator."
     )
+    assert "HUGGINGFACE_API_KEY" not in page  # the operator's hint is in the README, not on the users' pages
     assert (notice in page) is shown
 
 

@@ -83,9 +83,10 @@ def _preview_state_words(preview: Preview) -> str:
 
 
 def _default_avatar_name(preview: Preview) -> str:
+    """The first words of the description, without a dangling comma or full stop."""
     words = preview.prompt.split()
-    name = " ".join(words[:6])
-    return name[:NAME_MAX_CHARS] or "Avatar"
+    name = " ".join(words[:6])[:NAME_MAX_CHARS].rstrip(" ,;:.-")
+    return name or "Avatar"
 
 
 def avatar_save_upload(*, user, project: Project, name: str, image_base64: str, persona: Persona) -> Avatar:

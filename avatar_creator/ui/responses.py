@@ -5,6 +5,8 @@ decorators every view wears: sign-in with private 404s (`ui_view`) and the share
 import math
 from functools import wraps
 
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
@@ -28,6 +30,9 @@ def ui_view(view):
     @wraps(view)
     def wrapper(request, *args, **kwargs):
         if not request.user.is_authenticated:
+            if settings.SESSION_COOKIE_NAME in request.COOKIES:
+                # A session cookie without a signed-in user: the session ended (expired or signed out elsewhere).
+                messages.info(request, "Your session has ended. Log in again to continue.")
             login = redirect_to_login(current_path(request))
             return HttpResponseClientRedirect(login.url) if request.htmx else login
         try:

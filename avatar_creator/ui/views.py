@@ -8,7 +8,7 @@ Page fragments that change elsewhere (the credits badge, a card, the grid) trave
 from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
-from django.contrib import auth
+from django.contrib import auth, messages
 from django.contrib.auth import password_validation
 from django.contrib.auth import views as auth_views
 from django.http import FileResponse, HttpResponse
@@ -67,7 +67,20 @@ login = auth_throttled(
         template_name="registration/login.html", authentication_form=LoginForm, redirect_authenticated_user=True
     )
 )
-logout = auth_views.LogoutView.as_view()
+
+
+class LogoutView(auth_views.LogoutView):
+    """Log out, and say so on the page that follows."""
+
+    def post(self, request, *args, **kwargs):
+        was_signed_in = request.user.is_authenticated
+        response = super().post(request, *args, **kwargs)
+        if was_signed_in:
+            messages.info(request, "You are signed out. See you soon.")
+        return response
+
+
+logout = LogoutView.as_view()
 
 
 # Projects
@@ -123,11 +136,18 @@ def project_delete(request, project_id):
         return modal(request, "project_delete.html", {"project": project})
     on_detail = _on_project_page(request, project)
     removed = services.project_delete(project=project)
+    toast = _project_deleted_words(project.name, removed)
     if on_detail:
+        messages.success(request, toast)
         return client_redirect(request, reverse("projects"))
-    toast = f"Project deleted with {removed} avatar{'s' if removed != 1 else ''}."
     context = {"projects": selectors.project_list_for_user(user=request.user), "toast": toast}
     return closed(request, "project_deleted.html", context, fallback=reverse("projects"))
+
+
+def _project_deleted_words(name: str, avatars: int) -> str:
+    if not avatars:
+        return f"Project “{name}” deleted."
+    return f"Project “{name}” and its {avatars} avatar{'s' if avatars != 1 else ''} deleted."
 
 
 def _project_url(project) -> str:
