@@ -17,4 +17,7 @@ RUN DJANGO_SETTINGS_MODULE=lumiku.settings.production DJANGO_SECRET_KEY=build-on
 USER lumiku
 
 EXPOSE 8000
+# Migrates once (an advisory lock, safe with several replicas) and runs the start-up checks, then execs CMD as the
+# non-root `lumiku` user; set LUMIKU_MIGRATE=false on workers and beat. Probes: GET /healthz, GET /readyz.
+ENTRYPOINT ["sh", "/app/docker/entrypoint.sh"]
 CMD ["gunicorn", "lumiku.wsgi:application", "--bind", "0.0.0.0:8000", "--worker-class", "gthread", "--workers", "2", "--threads", "16", "--timeout", "240"]

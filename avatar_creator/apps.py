@@ -5,3 +5,7 @@ class AvatarCreatorConfig(AppConfig):
     name = "avatar_creator"
     verbose_name = "Avatar creator"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        # Registers the start-up checks and the embedded default's request-path purge.
+        from avatar_creator import checks, housekeeping  # noqa: F401

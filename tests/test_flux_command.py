@@ -66,3 +66,53 @@ def test_test_flux_avatar_exits_non_zero_with_one_line(fake_image_api):
     assert result.stderr.strip().splitlines() == [
         "CommandError: HUGGINGFACE_API_KEY is not set: there is no key to call FLUX with."
     ]
+
+
+def _offline_run(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "lumiku.settings.test", "LUMIKU_TEST_HF_KEY": ""}
+    return subprocess.run(
+        [sys.executable, "manage.py", "test_flux_avatar", "--offline", *args], cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def test_test_flux_avatar_offline_succeeds_without_a_key(tmp_path):
+    out = tmp_path / "avatar.jpg"
+    result = _offline_run("--body-type", "full_body", "--output", str(out))
+    assert (result.returncode, result.stderr) == (0, "")
+    lines = result.stdout.splitlines()
+    assert [line for line in lines if line.startswith("Step ")] == [
+        "Step 1/4: configuration",
+        "Step 2/4: generation",
+        "Step 3/4: file",
+        "Step 4/4: duration and size",
+    ]
+    assert "Generator: offline (a labelled drawing; no API key, no network)" in lines
+    assert "Image:     image/jpeg, decodes as 768x1344" in lines
+    assert out.read_bytes()[:2] == b"\xff\xd8"
+
+
+def test_test_flux_avatar_offline_ends_with_one_verdict_line():
+    result = _offline_run()
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert lines[-1].startswith("OK: image/jpeg 1024x1024, ")
+    assert lines[-1].endswith(", model offline")
+    assert [line for line in lines if line.startswith(("OK:", "FAILED", "CommandError"))] == [lines[-1]]
+
+
+def test_test_flux_avatar_offline_calls_no_image_api(settings, fake_image_api, capsys):
+    settings.HUGGINGFACE_API_KEY = "hf_operator_key"
+    settings.HF_INFERENCE_URL = f"{fake_image_api.url}/models/{LORA}"
+    call_command("test_flux_avatar", "--offline")
+    assert capsys.readouterr().out.splitlines()[-1].startswith("OK: image/jpeg 1024x1024")
+    assert fake_image_api.all_requests == []
+
+
+def test_test_flux_avatar_failure_prints_the_steps_then_one_reason(flux, capsys):
+    flux.script("unauthorized")
+    with pytest.raises(CommandError, match="^GENERATOR_AUTH_FAILED: "):
+        call_command("test_flux_avatar")
+    printed = capsys.readouterr().out.splitlines()
+    assert [line for line in printed if line.startswith("Step ")] == ["Step 1/4: configuration", "Step 2/4: generation"]
+    assert not any(line.startswith("OK:") for line in printed)

@@ -5,8 +5,8 @@ escapes. The error says whether trying again can help (`retryable`) and, when th
 to wait (`retry_after`), so the task that calls it owns the retry policy without knowing the backend.
 """
 
-from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from avatar_creator.errors import GENERATION_CODES, http_status_for
 
@@ -33,9 +33,6 @@ class GenerationResult:
     height: int
     model: str
     duration_s: float
-    # The decoded pixels (possibly at thumbnail scale) when the backend already checked the bytes with images.py,
-    # so the caller makes the thumbnail without decoding the image a second time.
-    pixels: Any = field(default=None, compare=False, repr=False)
 
 
 class GenerationError(Exception):

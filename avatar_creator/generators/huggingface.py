@@ -10,11 +10,12 @@ Routing (huggingface_hub 2.4.0, read from its source):
   Hub, then POSTs to ``https://router.huggingface.co/hf-inference/models/<model id>``. Those Hub look-ups run
   without a timeout of their own (the library's shared HTTP client has none) and are cached per process.
 
-FLUX_LORA_SCALE is honoured only where the request can carry it to the model: as ``parameters.lora_scale`` for a
-custom endpoint (its handler is ours to write; the field is part of that contract) and as ``input.lora_scale``
-on Replicate. The serverless hf-inference API has no such parameter in its text-to-image spec, so it is not
-sent there; fal-ai builds ``loras=[{path, scale: 1}]`` itself and overwrites anything we pass, so the scale is
-fixed at 1 there; other providers apply no LoRA through this client at all.
+FLUX_LORA_SCALE reaches the model on every route that can carry it: ``parameters.lora_scale`` for a custom
+endpoint (its handler is ours to write; the field is part of that contract), ``input.lora_scale`` on Replicate,
+and on fal-ai the scale of each entry of ``loras: [{path, scale}]``: the Hub maps the LoRA repo to fal's
+``fal-ai/flux-lora`` and the library writes that list with a fixed scale of 1, which ``_prepare`` replaces with
+ours. The serverless hf-inference API has no such parameter in its text-to-image spec, so it is not sent there;
+other providers apply no LoRA through this client at all. avatar_creator/checks.py refuses a scale outside 0-2.
 
 text_to_image() would hand back a decoded PIL image and drop the upstream bytes, so generate() runs the same
 three steps it does (provider helper -> request, POST, provider response) to keep the exact bytes and the real
@@ -59,6 +60,8 @@ TASK = "text-to-image"
 UPSTREAM_MAX_SIDE = 4096
 # Providers whose text-to-image payload passes our extra parameters through to the model (see the docstring).
 LORA_SCALE_PROVIDERS = frozenset({"replicate"})
+# The provider whose payload lists the LoRA weights with their scale (fal-ai/flux-lora).
+LORA_LIST_PROVIDER = "fal-ai"
 _SERVER_MESSAGE_CHARS = 200
 
 
@@ -124,16 +127,15 @@ class HuggingFaceGenerator:
             raise GenerationError(
                 GENERATION_FAILED, "The image could not be generated because of an unexpected error.", retryable=False
             ) from None
-        checked = self._inspect_image(body)
+        content_type, width, height = self._inspect_image(body)
         return GenerationResult(
             image_bytes=body,
-            content_type=checked.content_type,
+            content_type=content_type,
             seed=request.seed,
-            width=checked.width,
-            height=checked.height,
+            width=width,
+            height=height,
             model=self.model,
             duration_s=time.monotonic() - started,
-            pixels=checked.pixels,
         )
 
     def _prepare(
@@ -155,6 +157,8 @@ class HuggingFaceGenerator:
             request_parameters = helper.prepare_request(
                 inputs=request.prompt, parameters=parameters, headers=client.headers, model=target, api_key=client.token
             )
+            if self.lora_scale is not None and helper.provider == LORA_LIST_PROVIDER:
+                _scale_lora_list(request_parameters, self.lora_scale)
         except RepositoryNotFoundError as exc:
             self._log(exc)
             raise GenerationError(
@@ -264,11 +268,11 @@ class HuggingFaceGenerator:
             status=status,
         )
 
-    def _inspect_image(self, body: bytes) -> "images.CheckedImage":
-        """The real format and size of the upstream bytes, checked once by images.py; decoded at thumbnail scale
-        (the stored file keeps the upstream's bytes, only the thumbnail needs pixels)."""
+    def _inspect_image(self, body: bytes) -> tuple[str, int, int]:
+        """The real format and size of the upstream bytes, from the header (images.py). The pixels are checked once,
+        where the preview job decodes and re-encodes them."""
         try:
-            return images.check_image(body, max_side=UPSTREAM_MAX_SIDE, min_side=images.THUMBNAIL_SIZE * 3 // 2)
+            return images.image_info(body, max_side=UPSTREAM_MAX_SIDE)
         except images.ImageRejected as exc:
             self._log(exc)
             # Retryable: a corrupt or truncated body is an upstream fault that a new request usually does not repeat.
@@ -294,6 +298,13 @@ class HuggingFaceGenerator:
             type(exc).__name__,
             self._redact(re.sub(r"\s+", " ", str(exc)))[:500],
         )
+
+
+def _scale_lora_list(request_parameters: RequestParameters, scale: float) -> None:
+    """Our scale on every `loras: [{path, scale}]` entry the provider helper wrote (it writes 1)."""
+    payload = request_parameters.json
+    if isinstance(payload, dict) and payload.get("loras"):
+        payload["loras"] = [{**lora, "scale": scale} for lora in payload["loras"]]
 
 
 def _status_of(exc: HfHubHTTPError) -> int | None:

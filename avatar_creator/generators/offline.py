@@ -51,7 +51,6 @@ class OfflineGenerator:
             height=request.height,
             model=self.model,
             duration_s=time.perf_counter() - started,
-            pixels=image,  # our own drawing: the thumbnail is made from it without decoding the JPEG
         )
 
 

@@ -22,10 +22,12 @@ def _given(name: str) -> bool:
     return bool(os.environ.get(name, "").strip())
 
 
+# REDIS_URL as base.py resolved it: the variable itself, or the seed's REDIS_HOST / REDIS_PORT.
+_redis = bool(REDIS_URL.strip())
 _missing = [name for name in ("DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "DATABASE_URL") if not _given(name)]
-if not (_given("REDIS_URL") or _given("CELERY_BROKER_URL")):
+if not (_redis or _given("CELERY_BROKER_URL")):
     _missing.append("REDIS_URL or CELERY_BROKER_URL")
-elif not _given("REDIS_URL") and not CELERY_BROKER_URL.strip().lower().startswith(_REDIS_SCHEMES):
+elif not _redis and not CELERY_BROKER_URL.strip().lower().startswith(_REDIS_SCHEMES):
     # The broker is not Redis, so it cannot double as the cache the throttles count in.
     _missing.append("REDIS_URL (the throttles need a shared cache and CELERY_BROKER_URL is not Redis)")
 _generator = os.environ.get("AVATAR_GENERATOR", "").strip().lower()
@@ -42,6 +44,8 @@ DEBUG = False
 SECRET_KEY = env("DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 SERVE_MEDIA = env.bool("SERVE_MEDIA", default=False)
+LOG_FORMAT = env("LOG_FORMAT", default="json")
+LOGGING["handlers"]["console"]["formatter"] = "json" if LOG_FORMAT == "json" else "plain"  # noqa: F405
 
 # Tasks go to the broker, never in-process (a blank CELERY_BROKER_URL falls back to REDIS_URL here, where base.py
 # would take it as "no broker"); throttle counters live in Redis, shared by every process.
@@ -50,14 +54,14 @@ CELERY_TASK_ALWAYS_EAGER = False
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": REDIS_URL if _given("REDIS_URL") else CELERY_BROKER_URL,
+        "LOCATION": REDIS_URL if _redis else CELERY_BROKER_URL,
     }
 }
 AVATAR_GENERATOR = _generator
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-# Production runs behind one TLS-terminating proxy (see SECURE_PROXY_SSL_HEADER); throttles count its client.
-REST_FRAMEWORK["NUM_PROXIES"] = env.int("DJANGO_NUM_PROXIES", default=1)  # noqa: F405
+# Throttles count the client that the proxies in DJANGO_TRUSTED_PROXIES vouch for (base.py TRUSTED_PROXIES); a
+# proxy not listed there is the client, so a forged X-Forwarded-For never buys a fresh budget.
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True

@@ -27,6 +27,8 @@ STORAGES = {
 # it uses the real broker and the fake image API (never the developer's own HUGGINGFACE_* settings).
 CELERY_BROKER_URL = env("LUMIKU_TEST_BROKER_URL", default="")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+# The request-path purge of the embedded default runs only in the tests that turn it on.
+AVATAR_HOUSEKEEPING_INTERVAL = 0
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 AVATAR_GENERATOR = env("LUMIKU_TEST_GENERATOR", default="offline")
 HUGGINGFACE_API_KEY = env("LUMIKU_TEST_HF_KEY", default="")

@@ -1,0 +1,35 @@
+"""Expired previews purged without Celery beat: the embedded default has no broker, so nothing runs beat.
+
+Once a response has been sent (Django's `request_finished`), at most once per AVATAR_HOUSEKEEPING_INTERVAL seconds
+(an atomic `cache.add` picks one request of those that finish together), that request's thread expires the previews
+past their time to live and deletes their files: the client already has its answer, and when nothing is due the
+cost is one query. With a broker the interval defaults to 0 and Celery beat does this instead.
+"""
+
+import logging
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.signals import request_finished
+from django.dispatch import receiver
+
+from avatar_creator import services
+
+logger = logging.getLogger(__name__)
+
+CACHE_KEY = "lumiku:housekeeping:previews"
+
+
+@receiver(request_finished, dispatch_uid="avatar_creator.housekeeping.purge_after_request")
+def purge_after_request(sender, **kwargs) -> None:
+    interval = settings.AVATAR_HOUSEKEEPING_INTERVAL
+    if interval <= 0 or not cache.add(CACHE_KEY, True, timeout=interval):
+        return
+    try:
+        expired = services.previews_expire_due()
+    except Exception:
+        # Never the request's problem: the next interval tries again.
+        logger.exception("Purging expired previews failed")
+        return
+    if expired:
+        logger.info("Expired %d preview(s) and removed their files", expired)
