@@ -1,10 +1,22 @@
 from django import forms
 from django.contrib import admin
 from django.utils.html import format_html
+from knox.models import AuthToken
+from rest_framework.authtoken.models import TokenProxy
 
 from avatar_creator import services
-from avatar_creator.models import Avatar, CreditAccount, CreditLedgerEntry, LedgerReason, Preview, Project
+from avatar_creator.models import (
+    ApiToken,
+    Avatar,
+    CreditAccount,
+    CreditLedgerEntry,
+    LedgerReason,
+    Preset,
+    Preview,
+    Project,
+)
 from avatar_creator.prompts import PERSONA_FIELDS, PERSONA_NAMES
+from avatar_creator.services.credits import MAX_BALANCE
 
 # The persona fields with a vocabulary make good filters; all of them show on an avatar.
 PERSONA_FILTERS = [spec.name for spec in PERSONA_FIELDS if spec.choices is not None]
@@ -105,13 +117,26 @@ class CreditAdjustmentForm(forms.ModelForm):
     """The balance is never edited: an operator adds a ledger entry, and the balance follows it."""
 
     adjustment = forms.IntegerField(
-        required=False, help_text="Credits to add (negative to remove; the balance never goes below zero)."
+        required=False,
+        min_value=-MAX_BALANCE,
+        max_value=MAX_BALANCE,
+        help_text="Credits to add (negative to remove; the balance never goes below zero).",
     )
     adjustment_note = forms.CharField(required=False, max_length=200)
 
     class Meta:
         model = CreditAccount
         fields = ["user"]
+
+    def clean_adjustment(self):
+        amount = self.cleaned_data.get("adjustment")
+        balance = self.instance.balance if self.instance.pk else 0
+        if amount and balance + amount > MAX_BALANCE:
+            raise forms.ValidationError(
+                "The balance cannot go above %(max)s credits: add at most %(room)s.",
+                params={"max": MAX_BALANCE, "room": MAX_BALANCE - balance},
+            )
+        return amount
 
 
 @admin.register(CreditAccount)
@@ -151,3 +176,47 @@ class CreditLedgerEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# API tokens: the admin never shows one. Knox's and DRF's own admins list the digest and the clear key; this one
+# lists whose token it is and when it was used, and can revoke it (delete), nothing more. Tokens of the first version
+# are revoked by the user (logout-all, the API tokens page) or by a password change.
+for _model in (AuthToken, TokenProxy):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
+
+
+class _RevokeOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(_RevokeOnlyAdmin):
+    list_display = ["name", "user", "created", "last_used_at", "expiry"]
+    fields = ["name", "user", "created", "last_used_at", "expiry"]
+    readonly_fields = fields
+    search_fields = ["user__username", "name"]
+    list_filter = ["created"]
+
+
+@admin.register(Preset)
+class PresetAdmin(admin.ModelAdmin):
+    """The curated starting points of the "Start from a preset" gallery and GET /api/avatar-creator/presets."""
+
+    list_display = ["thumbnail_preview", "name", "category", "style", "body_type", "position", "is_active"]
+    list_display_links = ["thumbnail_preview", "name"]
+    list_editable = ["position", "is_active"]
+    list_filter = ["category", "is_active", "style", "body_type"]
+    search_fields = ["name", "description", "prompt", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    fields = ["name", "slug", "category", "description", "prompt", *PERSONA_NAMES, "thumbnail", "static_thumbnail",
+              "position", "is_active"]  # fmt: skip
+
+    @admin.display(description="Thumbnail")
+    def thumbnail_preview(self, preset):
+        url = preset.thumbnail_url
+        return format_html('<img src="{}" width="64" height="64" alt="" loading="lazy">', url) if url else "-"

@@ -6,20 +6,85 @@ attacker no extra guesses. Past the budget a login form is refused before the pa
 """
 
 import functools
+import ipaddress
+import logging
 import math
 
+from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView
+from django.core.cache import cache as default_cache
+from django.core.cache.backends.locmem import LocMemCache
 from django.core.exceptions import ValidationError
 from rest_framework.throttling import SimpleRateThrottle
 
+logger = logging.getLogger(__name__)
+
+
+def client_address(request) -> str:
+    """The address of the client, as far as the configured proxies (settings.TRUSTED_PROXIES) vouch for it.
+
+    Starting from REMOTE_ADDR, while the address in hand is a trusted proxy, step to the entry that proxy appended
+    to X-Forwarded-For (the last one not yet used). The first address that is not a trusted proxy is the client.
+    With no trusted proxies (the default), REMOTE_ADDR: a header the client writes itself never counts.
+    """
+    address = request.META.get("REMOTE_ADDR", "")
+    forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+    networks = _trusted_networks(tuple(settings.TRUSTED_PROXIES))
+    while networks and forwarded and _is_trusted(address, networks):
+        address = forwarded.pop()
+    return address
+
+
+@functools.cache
+def _trusted_networks(proxies: tuple[str, ...]) -> tuple:
+    networks = []
+    for proxy in filter(None, (proxy.strip() for proxy in proxies)):
+        try:
+            networks.append(ipaddress.ip_network(proxy, strict=False))
+        except ValueError:
+            # Trusting less is the safe mistake: the entry is ignored, not the request refused.
+            logger.error("DJANGO_TRUSTED_PROXIES: %r is not an address or network; ignored", proxy)
+    return tuple(networks)
+
+
+def _is_trusted(address: str, networks: tuple) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+class _CacheOrLocal:
+    """The shared cache, or a cache of this process while the shared one cannot be reached (Redis down): the
+    budget then holds per process instead of the whole site answering 500."""
+
+    local = LocMemCache("auth-throttle-fallback", {})
+
+    def __getattr__(self, name):
+        shared = getattr(default_cache, name)
+
+        def call(*args, **kwargs):
+            try:
+                return shared(*args, **kwargs)
+            except Exception as exc:  # the backend's own connection error type varies (redis, memcached, ...)
+                logger.warning("throttle cache unavailable, counting in this process: %s", exc)
+                return getattr(self.local, name)(*args, **kwargs)
+
+        return call
+
 
 class AuthThrottle(SimpleRateThrottle):
-    """Attempts per client address. The address is REMOTE_ADDR unless NUM_PROXIES says which X-Forwarded-For
-    entry to trust, so a client cannot pick a fresh address per request by sending its own header."""
+    """Attempts per client address (`client_address`), so a client cannot pick a fresh address per request by
+    sending its own X-Forwarded-For."""
 
     scope = "auth"
+    cache = _CacheOrLocal()
+
+    def get_ident(self, request):
+        return client_address(request)
 
     def get_cache_key(self, request, view):
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}

@@ -49,10 +49,14 @@ def test_register_rejects_bad_username_and_email(anon):
     assert set(response.json()["error"]["details"]) == {"username", "email"}
 
 
-def test_token_returns_the_users_token(anon, alice):
+def test_token_returns_a_new_token_for_the_user(anon, alice):
+    # Version 2: a new token per call (one per device); the sign-up token stays valid beside it.
     response = anon.post("/api/auth/token", {"username": "alice", "password": "correct-horse-battery-9"}, format="json")
     assert response.status_code == 200
-    assert response.json() == {"success": True, "token": alice.token}
+    body = response.json()
+    assert body == {"success": True, "token": body["token"]}
+    assert len(body["token"]) == 40
+    assert body["token"] != alice.token
 
 
 @pytest.mark.parametrize("username", ["alice", "nobody"])

@@ -1,18 +1,9 @@
 import pytest
-from django.contrib.auth import get_user_model
 
 from avatar_creator.models import CreditAccount, LedgerReason
 from tests.factories import make_avatar, make_project
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def admin_client(client, make_user):
-    operator = make_user("operator")
-    get_user_model().objects.filter(pk=operator.pk).update(is_staff=True, is_superuser=True)
-    client.force_login(get_user_model().objects.get(pk=operator.pk))
-    return client
 
 
 @pytest.fixture

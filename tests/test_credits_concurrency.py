@@ -9,7 +9,7 @@ import pytest
 
 from avatar_creator import services
 from avatar_creator.models import Avatar, CreditAccount, CreditLedgerEntry
-from tests.factories import make_project
+from tests.factories import make_project, wait_finished
 from tests.services import require_postgresql
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -58,7 +58,7 @@ def funded(make_user, settings):
 @pytest.mark.parametrize("round_", range(3))
 def test_concurrent_saves_of_two_previews_never_overdraw(live_server, funded, round_):
     user, project = funded
-    previews = [services.preview_request(user=user, project=project, prompt=PROMPT) for _ in range(2)]
+    previews = [wait_finished(services.preview_request(user=user, project=project, prompt=PROMPT)) for _ in range(2)]
     url = f"{live_server.url}/api/avatar-creator/projects/{project.pk}/avatars/save-preview"
     codes = _at_once([lambda p=p: _post(url, user.token, {"previewId": str(p.pk)}) for p in previews])
     assert sorted(codes) == [201, 402]
@@ -70,7 +70,7 @@ def test_concurrent_saves_of_two_previews_never_overdraw(live_server, funded, ro
 def test_concurrent_saves_of_one_preview_charge_once(live_server, funded):
     user, project = funded
     services.credits_add(account=services.credit_account_for_user(user=user), amount=90, reason="grant")
-    preview = services.preview_request(user=user, project=project, prompt=PROMPT)
+    preview = wait_finished(services.preview_request(user=user, project=project, prompt=PROMPT))
     url = f"{live_server.url}/api/avatar-creator/projects/{project.pk}/avatars/save-preview"
     codes = _at_once([lambda: _post(url, user.token, {"previewId": str(preview.pk)}) for _ in range(4)])
     assert sorted(codes) == [200, 200, 200, 201]

@@ -1,24 +1,46 @@
 import re
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from knox.auth import TokenAuthentication as KnoxTokenAuthentication
 from rest_framework import exceptions
-from rest_framework.authentication import TokenAuthentication
+from rest_framework.authentication import TokenAuthentication as LegacyTokenAuthentication
+from rest_framework.authtoken.models import Token
+
+from avatar_creator.models import ApiToken
+from avatar_creator.services.accounts import token_touch
 
 
-class BearerTokenAuthentication(TokenAuthentication):
-    """`Authorization: Bearer <token>`, as the contract says (DRF's default keyword is `Token`)."""
+class BearerTokenAuthentication(KnoxTokenAuthentication):
+    """`Authorization: Bearer <token>`, as the contract says.
 
-    keyword = "Bearer"
+    Tokens are django-rest-knox's (hashed, expiring; REST_KNOX's AUTH_HEADER_PREFIX is "Bearer"). A 40-character
+    key that is not a knox token may be one of the first version (DRF's authtoken, same shape), which keeps
+    working until it is revoked.
+    """
 
-    def authenticate_credentials(self, key):
-        # Keys are 40 hex characters. Anything else is refused before the query: PostgreSQL would fail on a NUL
-        # byte (a 500), and there is no point in looking up what cannot be a key.
+    def authenticate_credentials(self, token):
+        key = token.decode("utf-8", errors="replace") if isinstance(token, bytes) else token
+        # Keys are hex characters. Anything else is refused before the query: PostgreSQL would fail on a NUL byte
+        # (a 500), and there is no point in looking up what cannot be a key.
         if not _PLAUSIBLE_KEY.fullmatch(key):
             raise exceptions.AuthenticationFailed("Invalid token.")
-        return super().authenticate_credentials(key)
+        try:
+            user, auth_token = super().authenticate_credentials(key.encode())
+        except exceptions.AuthenticationFailed:
+            if len(key) != _LEGACY_KEY_LENGTH:
+                raise
+            return LegacyTokenAuthentication().authenticate_credentials(key)
+        token_touch(token=auth_token)
+        return user, auth_token
 
 
-_PLAUSIBLE_KEY = re.compile(r"[0-9A-Za-z]{1,40}")
+_PLAUSIBLE_KEY = re.compile(r"[0-9A-Za-z]{1,128}")
+_LEGACY_KEY_LENGTH = 40
+
+
+def is_api_token(auth) -> bool:
+    """Whether a request's `auth` is a token of either kind (not a session)."""
+    return isinstance(auth, (ApiToken, Token))
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):

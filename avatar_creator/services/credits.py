@@ -1,10 +1,20 @@
-"""Credits: every change of a balance is a ledger entry written in the same transaction."""
+"""Credits: every change of a balance is a ledger entry written in the same transaction.
+
+What a user may spend is the balance minus their active holds (credits set aside for work charged when it is
+done). Every charge and every hold locks the account row, so two requests can never both spend the same credits.
+"""
+
+from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Sum
+from django.utils import timezone
 
 from avatar_creator.errors import InsufficientCredits
-from avatar_creator.models import Avatar, CreditAccount, CreditLedgerEntry, LedgerReason
+from avatar_creator.models import Avatar, CreditAccount, CreditHold, CreditLedgerEntry, LedgerReason
+
+# The largest balance the column holds (a 32-bit integer).
+MAX_BALANCE = 2**31 - 1
 
 
 def credit_account_for_user(*, user) -> CreditAccount:
@@ -15,10 +25,10 @@ def credit_account_for_user(*, user) -> CreditAccount:
 def credits_add(
     *, account: CreditAccount, amount: int, reason: str, note: str = "", created_by=None
 ) -> CreditLedgerEntry:
-    """Add (or, negative, remove) credits; a removal stops at zero. Locks the row for the change."""
+    """Add (or, negative, remove) credits; a removal stops at zero, an addition at MAX_BALANCE. Locks the row."""
     with transaction.atomic():
         locked = CreditAccount.objects.select_for_update().get(pk=account.pk)
-        delta = max(amount, -locked.balance)
+        delta = min(max(amount, -locked.balance), MAX_BALANCE - locked.balance)
         locked.balance += delta
         locked.save(update_fields=["balance", "updated_at"])
         account.balance = locked.balance
@@ -27,25 +37,73 @@ def credits_add(
         )
 
 
-def credits_charge(*, user, amount: int, avatar: Avatar | None = None, note: str = "") -> CreditLedgerEntry:
-    """Take `amount` credits or raise InsufficientCredits; must run inside the caller's transaction.
-
-    A single conditional UPDATE makes concurrent charges safe without reading the balance first.
-    """
+def _locked_account(user) -> CreditAccount:
     account = credit_account_for_user(user=user)
-    updated = CreditAccount.objects.filter(pk=account.pk, balance__gte=amount).update(balance=F("balance") - amount)
-    if not updated:
-        balance = CreditAccount.objects.filter(pk=account.pk).values_list("balance", flat=True).first() or 0
-        raise InsufficientCredits(
-            f"Saving costs {amount} credits and you have {balance}.",
-            details={"required": amount, "balance": balance},
+    return CreditAccount.objects.select_for_update().get(pk=account.pk)
+
+
+def _held(account: CreditAccount, *, excluding: CreditHold | None = None) -> int:
+    holds = CreditHold.objects.filter(account=account, expires_at__gt=timezone.now())
+    if excluding is not None:
+        holds = holds.exclude(pk=excluding.pk)
+    return holds.aggregate(total=Sum("amount"))["total"] or 0
+
+
+def credits_available_for_user(*, user) -> int:
+    """The balance less what active holds set aside: what a new charge or hold may take."""
+    account = credit_account_for_user(user=user)
+    return max(account.balance - _held(account), 0)
+
+
+def _refuse(required: int, available: int, message: str) -> InsufficientCredits:
+    return InsufficientCredits(message, details={"required": required, "balance": available})
+
+
+def credits_hold(*, user, amount: int, ttl: float, message: str = "This costs {required} credits and you have "
+                 "{available}.") -> CreditHold:  # fmt: skip
+    """Set `amount` credits aside for up to `ttl` seconds, or raise InsufficientCredits (nothing held).
+    `message` may name {required} and {available}."""
+    with transaction.atomic():
+        account = _locked_account(user)
+        available = max(account.balance - _held(account), 0)
+        if available < amount:
+            raise _refuse(amount, available, message.format(required=amount, available=available))
+        return CreditHold.objects.create(
+            account=account, amount=amount, expires_at=timezone.now() + timedelta(seconds=ttl)
         )
-    balance_after = CreditAccount.objects.filter(pk=account.pk).values_list("balance", flat=True).get()
-    return CreditLedgerEntry.objects.create(
-        account=account,
-        delta=-amount,
-        balance_after=balance_after,
-        reason=LedgerReason.AVATAR_SAVE,
-        note=note,
-        avatar=avatar,
-    )
+
+
+def credits_release(*, hold: CreditHold) -> None:
+    """Give back what is left of a hold."""
+    CreditHold.objects.filter(pk=hold.pk).delete()
+
+
+def credits_charge(
+    *, user, amount: int, avatar: Avatar | None = None, note: str = "", hold: CreditHold | None = None
+) -> CreditLedgerEntry:
+    """Take `amount` credits or raise InsufficientCredits; inside the caller's transaction when there is one (the
+    row lock is then held until it ends).
+
+    With `hold`, the credits come out of that hold (it shrinks by `amount`); otherwise out of what is available.
+    """
+    with transaction.atomic():
+        account = _locked_account(user)
+        if hold is not None:
+            hold = CreditHold.objects.select_for_update().filter(pk=hold.pk, expires_at__gt=timezone.now()).first()
+        if hold is not None and hold.amount >= amount:
+            hold.amount -= amount
+            hold.save(update_fields=["amount"])
+        else:
+            available = account.balance - _held(account, excluding=hold)
+            if available < amount:
+                raise _refuse(amount, max(available, 0), f"Saving costs {amount} credits and you have {available}.")
+        account.balance -= amount
+        account.save(update_fields=["balance", "updated_at"])
+        return CreditLedgerEntry.objects.create(
+            account=account,
+            delta=-amount,
+            balance_after=account.balance,
+            reason=LedgerReason.AVATAR_SAVE,
+            note=note,
+            avatar=avatar,
+        )
