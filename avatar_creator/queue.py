@@ -1,26 +1,114 @@
-"""Where a preview runs: on the Celery queue, or, with no broker configured (the embedded default), in this process.
+"""Where a preview runs (and a webhook is delivered): on the Celery queue, or, with no broker configured (the
+embedded default), on a bounded pool of background threads in this process.
+
+The pool lets a `Prefer: respond-async` request answer 202 before the image exists, as with a broker. A retry waits
+on a timer, not in a pool thread. When the pool first starts it picks up the previews a restart left queued, and a
+sweep every AVATAR_REAP_INTERVAL seconds re-queues those whose thread vanished (services.previews_reap_stuck), as
+Celery beat does with a broker.
 
 Kept apart from tasks.py so that the Celery tasks stay the production path only.
 """
 
-import time
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from django.conf import settings
+from django.db import close_old_connections, connection
 
 from avatar_creator import services, tasks
+
+logger = logging.getLogger(__name__)
+
+_REAP_INTERVAL = 15.0
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _in_process() -> bool:
+    # The Celery app's own flag (from CELERY_TASK_ALWAYS_EAGER): what its producer would obey.
+    return bool(tasks.run_preview.app.conf.task_always_eager)
 
 
 def enqueue_preview(preview_id) -> None:
     """Hand a committed preview to whoever runs previews. Raises the broker's error when it cannot take the job."""
-    # The Celery app's own flag (from CELERY_TASK_ALWAYS_EAGER): what its producer would obey.
-    if tasks.run_preview.app.conf.task_always_eager:
-        run_preview_in_process(str(preview_id))
+    if _in_process():
+        _background(_run_preview, str(preview_id))
     else:
         tasks.run_preview.delay(str(preview_id))
 
 
-def run_preview_in_process(preview_id: str) -> str:
-    """Without a broker nobody schedules a retry: attempts run here, one after another, and retries wait here."""
+def enqueue_webhook(preview_id) -> None:
+    """Deliver a finished preview's webhook (retried with backoff for a day)."""
+    if _in_process():
+        _background(_deliver_webhook, str(preview_id), 0)
+    else:
+        try:
+            tasks.deliver_webhook.delay(str(preview_id))
+        except Exception as exc:  # the preview is finished either way; a lost webhook is logged, never an error
+            logger.error("could not queue the webhook of preview %s: %s", preview_id, exc)
+
+
+def _background(function, *args) -> None:
+    _get_pool().submit(_job, function, *args)
+
+
+def _later(seconds: float, function, *args) -> None:
+    timer = threading.Timer(seconds, _background, args=(function, *args))
+    timer.daemon = True
+    timer.start()
+
+
+def _job(function, *args) -> None:
+    """One job on a pool thread, with its own database connection, closed afterwards as a request's would be."""
+    close_old_connections()
+    try:
+        function(*args)
+    except Exception:
+        logger.exception("background job %s%r failed", function.__name__, args)
+    finally:
+        connection.close()
+
+
+def _run_preview(preview_id: str) -> None:
     outcome = services.preview_attempt(preview_id=preview_id)
-    while outcome.retry_in is not None:
-        time.sleep(outcome.retry_in)
-        outcome = services.preview_attempt(preview_id=preview_id)
-    return outcome.status
+    if outcome.retry_in is not None:
+        _later(outcome.retry_in, _run_preview, preview_id)
+
+
+def _deliver_webhook(preview_id: str, attempt: int) -> None:
+    from avatar_creator import webhooks
+
+    retry_in = webhooks.webhook_deliver(preview_id=preview_id, attempt=attempt)
+    if retry_in is not None:
+        _later(retry_in, _deliver_webhook, preview_id, attempt + 1)
+
+
+def _get_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(
+                max_workers=max(settings.AVATAR_BACKGROUND_WORKERS, 1), thread_name_prefix="preview"
+            )
+            sweeper = threading.Thread(target=_sweep, name="preview-sweeper", daemon=True)
+            sweeper.start()
+        return _pool
+
+
+def _sweep() -> None:
+    """Pick up what a restart left queued, then re-queue previews whose thread died, every little while."""
+    first = True
+    while True:
+        close_old_connections()
+        try:
+            if first:
+                for preview_id in services.previews_queued_ids():
+                    _get_pool().submit(_job, _run_preview, str(preview_id))
+            services.previews_reap_stuck()
+        except Exception:
+            logger.exception("the background sweep failed")
+        finally:
+            connection.close()
+        first = False
+        threading.Event().wait(_REAP_INTERVAL)

@@ -39,6 +39,16 @@ def run_preview(self, preview_id: str) -> str:
     return outcome.status
 
 
+@shared_task(bind=True, acks_late=True, max_retries=None)
+def deliver_webhook(self, preview_id: str) -> None:
+    """POST a finished preview's webhook; a failed delivery is tried again on the schedule webhooks.py decides."""
+    from avatar_creator import webhooks
+
+    retry_in = webhooks.webhook_deliver(preview_id=preview_id, attempt=self.request.retries)
+    if retry_in is not None:
+        raise self.retry(countdown=retry_in)
+
+
 @shared_task
 def purge_expired_previews() -> int:
     return services.previews_expire_due()
