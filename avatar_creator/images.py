@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 MAX_IMAGE_BYTES = 10 * 1024 * 1024  # decoded
 MAX_SIDE = 2048
+UPLOAD_MAX_SIDE = 4096  # an own photo may be this large; it is stored downscaled to MAX_SIDE
 THUMBNAIL_SIZE = 300
 ALLOWED_FORMATS = {"JPEG", "PNG", "WEBP"}
 
@@ -89,6 +90,12 @@ def _too_many_bytes(max_bytes: int) -> ImageRejected:
         code=PAYLOAD_TOO_LARGE,
         details={"maxBytes": max_bytes},
     )
+
+
+def refuse_oversized(size: int, *, max_bytes: int = MAX_IMAGE_BYTES) -> None:
+    """PAYLOAD_TOO_LARGE for a file of `size` bytes over the limit, before any of it is read."""
+    if size > max_bytes:
+        raise _too_many_bytes(max_bytes)
 
 
 def _too_many_pixels(max_side: int) -> ImageRejected:
@@ -294,9 +301,15 @@ def make_thumbnail(img: Image.Image, *, body_type: str = "half_body", size: int 
     return encode_image(square, fmt="JPEG", quality=85)
 
 
-def process_image(raw: bytes, *, body_type: str = "half_body") -> ProcessedImage:
-    """Untrusted bytes -> our own re-encoded image plus thumbnail, ready to store."""
-    img = load_image(raw)
+def process_image(raw: bytes, *, body_type: str = "half_body", max_side: int = MAX_SIDE) -> ProcessedImage:
+    """Untrusted bytes -> our own re-encoded image plus thumbnail, ready to store.
+
+    Images up to `max_side` a side are accepted (an upload may be larger than what is stored); the stored image is
+    downscaled to at most MAX_SIDE a side, upright and without the original metadata.
+    """
+    img = load_image(raw, max_side=max_side)
+    if max(img.size) > MAX_SIDE:
+        img = _downscaled(img, MAX_SIDE)
     # PNG only when transparency is actually used; everything else (WebP included) becomes a JPEG.
     fmt = "PNG" if _has_visible_alpha(img) else "JPEG"
     return ProcessedImage(
@@ -309,12 +322,23 @@ def process_image(raw: bytes, *, body_type: str = "half_body") -> ProcessedImage
     )
 
 
-def image_info(raw: bytes) -> tuple[str, int, int]:
-    """(content_type, width, height) from the header only, for bytes this module already produced or validated."""
+def _downscaled(img: Image.Image, side: int) -> Image.Image:
+    try:
+        scaled = img.copy()
+        scaled.thumbnail((side, side), Image.Resampling.LANCZOS)
+    except Exception as exc:
+        logger.warning("Could not downscale an image: %s: %s", type(exc).__name__, exc)
+        raise ImageRejected("The image could not be processed.") from None
+    return scaled
+
+
+def image_info(raw: bytes, *, max_side: int = MAX_SIDE) -> tuple[str, int, int]:
+    """(content_type, width, height) from the header only: a cheap first look. The pixels are checked when the
+    bytes are decoded (process_image / load_image), once."""
     raw = _check_size(raw, max_bytes=MAX_IMAGE_BYTES)
     fmt = _require_format(raw)
     try:
-        with _open_header(raw, fmt, max_side=MAX_SIDE) as img:
+        with _open_header(raw, fmt, max_side=max_side) as img:
             width, height = img.size
     except ImageRejected:
         raise
