@@ -49,7 +49,8 @@ def chromium():
 
 @pytest.fixture
 def open_page(chromium, live_server):
-    """A fresh browser context (no cookies) at a given viewport width; JavaScript errors fail the test."""
+    """A fresh browser context (no cookies) at a given viewport width; JavaScript errors, console errors and failing
+    images, styles or scripts fail the test."""
     contexts = []
     errors = []
 
@@ -59,6 +60,8 @@ def open_page(chromium, live_server):
         contexts.append(context)
         page = context.new_page()
         page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("console", lambda message: _console_error(message, errors))
+        page.on("response", lambda response: _resource_error(response, errors))
         # A <script> that runs would open an alert: none may ever appear.
         page.on(
             "dialog", lambda dialog: (errors.append(f"unexpected {dialog.type}: {dialog.message}"), dialog.dismiss())
@@ -69,6 +72,22 @@ def open_page(chromium, live_server):
     for context in contexts:
         context.close()
     assert errors == []
+
+
+# Answers the UI gives on purpose and handles itself: a 4xx to an htmx request (a form with errors, 402, 429), a
+# stream or a page that is asked for (the 404 page). A failing image, style sheet or script is a defect.
+HANDLED_RESOURCE_TYPES = {"xhr", "fetch", "eventsource", "document"}
+
+
+def _console_error(message, errors: list) -> None:
+    # Chromium logs every failing request as "Failed to load resource"; _resource_error judges those by their type.
+    if message.type == "error" and not message.text.startswith("Failed to load resource"):
+        errors.append(f"console error: {message.text}")
+
+
+def _resource_error(response, errors: list) -> None:
+    if response.status >= 400 and response.request.resource_type not in HANDLED_RESOURCE_TYPES:
+        errors.append(f"{response.request.resource_type} {response.url} answered {response.status}")
 
 
 def screenshot(page, name: str) -> None:

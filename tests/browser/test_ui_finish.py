@@ -1,0 +1,262 @@
+"""The UI's rough edges, filed down, in a real browser: keyboard-only and phone journeys, where focus goes after a
+delete, the backdrop, the page following a rename, form errors that clear, the prompt counter."""
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from avatar_creator import services
+from avatar_creator.models import Avatar, Preset, PresetCategory, Preview, PreviewStatus, Project
+from tests.browser.conftest import screenshot
+from tests.browser.steps import (
+    PASSWORD,
+    PROMPT,
+    create_project,
+    describe,
+    expect_phase_two,
+    generate,
+    open_avatar_form,
+    sign_up,
+    wait_until,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+FOCUSED_IN_MODAL = "() => document.getElementById('modal').contains(document.activeElement)"
+
+
+def tab_to(page: Page, locator, *, limit: int = 40) -> None:
+    """Press Tab (only Tab) until `locator` has focus, as a keyboard user would."""
+    for _ in range(limit):
+        if locator.evaluate("element => element === document.activeElement"):
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"Tab never reached {locator}")
+
+
+def settled(page: Page) -> None:
+    """Wait until htmx has wired up the step it swapped in (its forms submit through htmx only then)."""
+    page.wait_for_function("() => !document.querySelector('.htmx-settling, .htmx-added, .htmx-request')")
+
+
+def to_the_avatar_form(page: Page, username: str) -> None:
+    sign_up(page, username)
+    create_project(page, "Portraits")
+    open_avatar_form(page)
+
+
+def save_preview(page: Page, name: str) -> None:
+    open_avatar_form(page)
+    describe(page)
+    generate(page)
+    expect_phase_two(page)
+    modal = page.locator("#modal")
+    modal.get_by_label("Name").fill(name)
+    modal.get_by_role("button", name="Save · 10 credits").click()
+    expect(modal).to_be_hidden()
+
+
+def test_keyboard_only_journey_signs_up_saves_and_deletes_an_avatar(open_page):
+    page = open_page()
+    page.goto("/")
+    tab_to(page, page.locator("main").get_by_role("link", name="Sign up free"))
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Create your account")).to_be_visible()
+    for label, value in [("Username", "kiki"), ("Email", "kiki@example.com"), ("Password", PASSWORD),
+                         ("Password again", PASSWORD)]:  # fmt: skip
+        tab_to(page, page.get_by_label(label, exact=True))
+        page.keyboard.type(value)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Your projects")).to_be_visible()
+
+    tab_to(page, page.get_by_role("button", name="New project"))
+    page.keyboard.press("Enter")
+    expect(page.get_by_label("Name")).to_be_focused()
+    settled(page)
+    page.keyboard.type("Keyboard project")
+    page.keyboard.press("Enter")
+    expect(page.locator("#project-heading h1")).to_have_text("Keyboard project")
+
+    tab_to(page, page.locator(".page-actions").get_by_role("button", name="Create avatar"))
+    page.keyboard.press("Enter")
+    expect(page.get_by_label("Describe the person")).to_be_focused()
+    settled(page)
+    page.keyboard.type(PROMPT)
+    tab_to(page, page.get_by_role("button", name="Generate preview"))
+    page.keyboard.press("Enter")
+    expect_phase_two(page)
+    settled(page)
+    tab_to(page, page.locator("#modal").get_by_label("Name"))
+    page.keyboard.type("Kiki")
+    page.keyboard.press("Enter")
+    expect(page.locator("#modal")).to_be_hidden()
+    expect(page.locator("#avatar-grid .avatar-name")).to_have_text("Kiki")
+
+    tab_to(page, page.get_by_role("button", name="Open Kiki"))
+    page.keyboard.press("Enter")
+    expect(page.locator("#modal-title")).to_have_text("Kiki")
+    settled(page)
+    tab_to(page, page.locator("#modal").get_by_role("button", name="Delete avatar"))
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("button", name="Keep it")).to_be_focused()
+    settled(page)
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    expect(page.locator("#modal")).to_be_hidden()
+    expect(page.get_by_role("heading", name="No avatars yet")).to_be_visible()
+    # The card is gone and there is no other: focus lands on the page heading, not on <body>.
+    expect(page.locator("#project-heading h1")).to_be_focused()
+    assert Avatar.objects.count() == 0
+
+
+def test_deleting_an_avatar_moves_focus_to_the_next_card(open_page):
+    page = open_page()
+    sign_up(page, "lala")
+    create_project(page, "Two faces")
+    save_preview(page, "First")
+    save_preview(page, "Second")
+    expect(page.locator("#avatar-grid .avatar-name")).to_have_text(["Second", "First"])
+
+    page.get_by_role("button", name="Open Second").click()
+    modal = page.locator("#modal")
+    modal.get_by_role("button", name="Delete avatar").click()
+    modal.get_by_role("button", name="Delete avatar").click()
+    expect(modal).to_be_hidden()
+    expect(page.get_by_role("button", name="Open First")).to_be_focused()
+
+
+def test_deleting_a_project_from_the_list_moves_focus_to_the_next_card(open_page):
+    page = open_page()
+    sign_up(page, "mira")
+    for name in ["Older", "Newer"]:
+        Project.objects.create(owner=Project.objects.model.owner.field.related_model.objects.get(), name=name)
+    page.goto("/")
+    page.get_by_role("button", name="Delete Newer").click()
+    page.locator("#modal").get_by_role("button", name="Delete project").click()
+    expect(page.locator("#modal")).to_be_hidden()
+    expect(page.locator(".project-card .card-title")).to_have_text(["Older"])
+    expect(page.get_by_role("link", name="Older", exact=True)).to_be_focused()
+
+
+def test_backdrop_click_closes_the_dialog(open_page):
+    page = open_page()
+    sign_up(page, "nia")
+    page.get_by_role("button", name="New project").click()
+    modal = page.locator("#modal")
+    expect(modal).to_be_visible()
+    modal.click(position={"x": 10, "y": 10})
+    expect(modal).to_be_visible()
+    page.mouse.click(5, 5)
+    expect(modal).to_be_hidden()
+    expect(page.get_by_role("button", name="New project")).to_be_focused()
+
+
+def test_renaming_a_project_on_its_page_updates_breadcrumb_and_title(open_page):
+    page = open_page()
+    sign_up(page, "omar")
+    create_project(page, "Old name")
+    expect(page).to_have_title("Old name · Lumiku Avatar Creator")
+    page.get_by_role("button", name="Rename").click()
+    page.locator("#modal").get_by_label("Name").fill("New name")
+    page.locator("#modal").get_by_role("button", name="Save changes").click()
+    expect(page.locator("#modal")).to_be_hidden()
+    expect(page.locator(".breadcrumb [aria-current=page]")).to_have_text("New name")
+    expect(page).to_have_title("New name · Lumiku Avatar Creator")
+    expect(page.locator("#project-heading h1")).to_have_text("New name")
+
+
+def test_prompt_counter_counts_trimmed_text_and_is_red_only_once_typed_in(open_page):
+    page = open_page()
+    to_the_avatar_form(page, "putu")
+    counter = page.locator(".char-count")
+    expect(page.locator("#prompt-count")).to_have_text("0")
+    expect(counter).not_to_have_class("char-count char-count-off")
+    page.get_by_label("Describe the person").fill("   short   ")
+    expect(page.locator("#prompt-count")).to_have_text("5")
+    expect(counter).to_have_class("char-count char-count-off")
+    page.get_by_label("Describe the person").fill(f"  {PROMPT}  ")
+    expect(page.locator("#prompt-count")).to_have_text(str(len(PROMPT)))
+    expect(counter).to_have_class("char-count")
+
+
+def test_fixed_prompt_loses_the_servers_error_before_it_is_sent_again(open_page):
+    page = open_page()
+    to_the_avatar_form(page, "rudi")
+    prompt = page.get_by_label("Describe the person")
+    prompt.fill("          short")
+    generate(page)
+    field = page.locator("#modal .field-invalid")
+    expect(field).to_have_count(1)
+    expect(field.locator(".errorlist")).to_have_count(1)
+    prompt.fill(PROMPT)
+    expect(field).to_have_count(0)
+    expect(page.locator("#modal .errorlist")).to_have_count(0)
+    expect(prompt).not_to_have_attribute("aria-invalid", "true")
+
+
+@pytest.fixture
+def held_queue(monkeypatch):
+    """Previews stay queued, as with a busy worker; the test finishes them with services.preview_attempt."""
+    monkeypatch.setattr("avatar_creator.services.previews._preview_enqueue", lambda *, preview_id: None)
+
+
+def test_escape_while_the_finished_step_is_on_its_way_ignores_it(open_page, held_queue):
+    page = open_page()
+    to_the_avatar_form(page, "sinta")
+    describe(page)
+    generate(page)
+    modal = page.locator("#modal")
+    expect(page.locator("#modal-title")).to_have_text("Generating your preview")
+    held = []
+    page.route("**/status*", lambda route: held.append(route))
+    image_requests = []
+    page.on("request", lambda request: image_requests.append(request.url) if "/image" in request.url else None)
+    preview = Preview.objects.get()
+
+    services.preview_attempt(preview_id=preview.pk)
+    for _ in range(100):
+        if held:
+            break
+        page.wait_for_timeout(50)
+    # The finished step (with its image) is answered by the server, and arrives only after Escape.
+    finished_step = held[0].fetch()
+    page.keyboard.press("Escape")
+    expect(modal).to_be_hidden()
+    held[0].fulfill(response=finished_step)
+    page.wait_for_timeout(300)
+
+    expect(modal).to_be_hidden()
+    assert page.locator("#modal-content").inner_html() == ""
+    assert image_requests == []
+    assert wait_until(lambda: Preview.objects.get().status == PreviewStatus.EXPIRED)
+
+
+def test_phone_journey_keeps_each_steps_primary_action_in_view(open_page):
+    # The preset gallery, as shipped, sits above the form: a category of thumbnails per row.
+    for number, (category, _) in enumerate(PresetCategory.choices * 2):
+        Preset.objects.create(slug=f"preset-{number}", name=f"Preset {number}", category=category,
+                              prompt="A person to start from", static_thumbnail="img/presets/chef.webp")  # fmt: skip
+    page = open_page(390, 844)
+    page.goto("/")
+    expect(page.locator("main").get_by_role("link", name="Sign up free")).to_be_in_viewport()
+    sign_up(page, "sari")
+    expect(page.get_by_role("button", name="New project")).to_be_in_viewport()
+    page.get_by_role("button", name="New project").click()
+    expect(page.get_by_role("button", name="Create project")).to_be_in_viewport()
+    page.locator("#modal").get_by_label("Name").fill("Phone")
+    page.get_by_role("button", name="Create project").click()
+    create = page.locator(".page-actions").get_by_role("button", name="Create avatar")
+    expect(create).to_be_in_viewport()
+
+    create.click()
+    modal = page.locator("#modal")
+    expect(modal.get_by_role("button", name="Generate preview")).to_be_in_viewport()
+    screenshot(page, "phone-form-actions")
+    describe(page, body_type="full_body")
+    generate(page)
+    expect_phase_two(page)
+    for name in ["Save · 10 credits", "Regenerate", "Cancel"]:
+        expect(modal.get_by_role("button", name=name)).to_be_in_viewport()
+    screenshot(page, "phone-result-actions")
+    modal.get_by_role("button", name="Save · 10 credits").click()
+    expect(modal).to_be_hidden()
+    expect(page.locator("#avatar-grid .avatar-card")).to_have_count(1)
