@@ -41,6 +41,7 @@ _KINDS = [
     ("INSUFFICIENT_CREDITS", 402, "Not enough credits."),
     ("PREVIEW_NOT_AVAILABLE", 409, "This preview can no longer be saved."),
     ("RATE_LIMIT_EXCEEDED", 429, "Too many requests. Try again later."),
+    ("TOO_MANY_ACTIVE_PREVIEWS", 429, "Too many previews are in progress. Wait for one to finish."),
     ("QUEUE_UNAVAILABLE", 503, "The generation queue is unavailable right now. Try again in a moment."),
     ("STORAGE_UNAVAILABLE", 503, "The image could not be stored. Nothing was charged; try again."),
     ("INVALID_IMAGE", 400, "The image is not a valid JPEG, PNG or WebP image."),
@@ -58,6 +59,10 @@ _UI_WORDS = {
     "INSUFFICIENT_CREDITS": ("Not enough credits", "Saving costs {required} credits and you have {balance}."),
     "PREVIEW_NOT_AVAILABLE": ("This preview can no longer be saved", "Generate a new one."),
     "RATE_LIMIT_EXCEEDED": ("Too many previews right now", "Try again in {wait}."),
+    "TOO_MANY_ACTIVE_PREVIEWS": (
+        "Previews still in progress",
+        "You can have {limit} previews in progress at once. Wait for one to finish, then try again.",
+    ),
     "QUEUE_UNAVAILABLE": ("The generation queue is unavailable", "Try again in a moment."),
     "MODEL_LOADING": ("The model is warming up", "Try again in {wait}."),
     "GENERATION_TIMEOUT": ("Generation took too long", "Try again."),
@@ -183,6 +188,10 @@ class PreviewNotAvailable(ServiceError):
 
 class RateLimitExceeded(ServiceError):
     code = "RATE_LIMIT_EXCEEDED"
+
+
+class TooManyActivePreviews(ServiceError):
+    code = "TOO_MANY_ACTIVE_PREVIEWS"
 
 
 class QueueUnavailable(ServiceError):

@@ -3,6 +3,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from knox.models import AbstractAuthToken
 
 from avatar_creator.prompts import (  # noqa: F401 - the vocabulary, importable from here as before
     ETHNICITY_MAX_CHARS,
@@ -92,6 +93,49 @@ class Avatar(PersonaFields):
     def __str__(self):
         return self.name
 
+    @property
+    def prompt(self) -> str:
+        """The description it was made from, under the name `Persona.of(avatar)` reads."""
+        return self.generation_prompt
+
+
+class PresetCategory(models.TextChoices):
+    PROFESSIONAL = "professional", "Professional"
+    CASUAL = "casual", "Casual"
+    TRADITIONAL = "traditional", "Traditional"
+    SPORTY = "sporty", "Sporty"
+    CREATIVE = "creative", "Creative"
+
+
+class Preset(PersonaFields):
+    """A curated starting point: a description and persona fields a user can start a preview from."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    slug = models.SlugField(max_length=60, unique=True)
+    name = models.CharField(max_length=NAME_MAX_CHARS)
+    category = models.CharField(max_length=20, choices=PresetCategory.choices)
+    description = models.CharField(max_length=200, blank=True, default="")
+    prompt = models.TextField()
+    # A thumbnail uploaded in the admin wins over the one shipped with the app (a path under static/).
+    thumbnail = models.ImageField(upload_to="presets/", max_length=200, blank=True, default="")
+    static_thumbnail = models.CharField(max_length=200, blank=True, default="")
+    position = models.PositiveIntegerField(default=0)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["position", "name"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def thumbnail_url(self) -> str | None:
+        from django.templatetags.static import static
+
+        if self.thumbnail:
+            return self.thumbnail.url
+        return static(self.static_thumbnail) if self.static_thumbnail else None
+
 
 def preview_storage():
     """Previews live in their own private storage (settings.STORAGES["previews"])."""
@@ -128,6 +172,15 @@ class Preview(PersonaFields):
     finished_at = models.DateTimeField(null=True, blank=True)
     deadline_at = models.DateTimeField()
     expires_at = models.DateTimeField()
+    # The previews asked for in one request (count > 1) share it; a single preview has its own.
+    batch_id = models.UUIDField(null=True, blank=True, db_index=True)
+    # Live results (events.py): every saved change bumps `version` (the event id); a scheduled retry says when it
+    # starts; a running attempt beats `heartbeat_at` so the reaper can tell a dead worker from a slow one.
+    version = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    webhook_url = models.URLField(max_length=2000, blank=True, default="")
+    webhook_delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -143,6 +196,17 @@ class Preview(PersonaFields):
     @property
     def is_finished(self) -> bool:
         return self.status in FINISHED_PREVIEW_STATUSES
+
+
+class WebhookSecret(models.Model):
+    """The key a user's webhooks are signed with (Standard Webhooks: `whsec_` + base64 of the key)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="webhook_secret")
+    secret = models.CharField(max_length=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"webhook secret of {self.user}"
 
 
 class CreditAccount(models.Model):
@@ -186,3 +250,32 @@ class CreditLedgerEntry(models.Model):
 
     def __str__(self):
         return f"{self.delta:+d} ({self.reason})"
+
+
+class CreditHold(models.Model):
+    """Credits set aside for work that will be charged when it is done (the legacy generate's whole count).
+
+    The balance is untouched; what others may spend is the balance minus the active holds. A hold that outlives
+    `expires_at` (its process died) holds nothing, so credits are never stuck.
+    """
+
+    account = models.ForeignKey(CreditAccount, on_delete=models.CASCADE, related_name="holds")
+    amount = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+
+    def __str__(self):
+        return f"{self.amount} held for {self.account}"
+
+
+class ApiToken(AbstractAuthToken):
+    """An API token (django-rest-knox): only its hash is stored; one per device, each with a name and a last use."""
+
+    name = models.CharField(max_length=100, blank=True, default="")
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self):
+        return f"{self.name or 'API token'} of {self.user}"

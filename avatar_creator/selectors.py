@@ -1,14 +1,53 @@
 """Every read, scoped to the user who asks. Another user's row is simply not found."""
 
+import math
+from datetime import UTC, datetime, time, timedelta
+
+from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db.models import Count, QuerySet
+from django.db.models import Count, F, Q, QuerySet, Sum, Window
+from django.db.models.functions import RowNumber, TruncDate
+from django.utils import timezone
+from rest_framework.authtoken.models import Token as LegacyToken
 
 from avatar_creator.errors import NotFound
-from avatar_creator.models import Avatar, CreditAccount, Preview, Project
+from avatar_creator.models import (
+    ApiToken,
+    Avatar,
+    CreditAccount,
+    CreditLedgerEntry,
+    LedgerReason,
+    Preset,
+    Preview,
+    PreviewStatus,
+    Project,
+)
 
 
 def project_list_for_user(*, user) -> QuerySet[Project]:
     return Project.objects.filter(owner=user).annotate(avatar_count=Count("avatars")).order_by("-created_at")
+
+
+def project_list_with_covers(*, user) -> list[Project]:
+    """The user's projects, each with `covers`: its latest avatars' thumbnails, for the project cards."""
+    return projects_with_covers(projects=list(project_list_for_user(user=user)))
+
+
+def projects_with_covers(*, projects: list[Project], per_project: int = 3) -> list[Project]:
+    """Set `covers` on each project: its latest avatars (at most `per_project`), read in one query."""
+    latest = (
+        Avatar.objects.filter(project__in=projects)
+        .annotate(rank=Window(RowNumber(), partition_by=F("project_id"), order_by=F("created_at").desc()))
+        .filter(rank__lte=per_project)
+        .order_by("project_id", "rank")
+    )
+    covers = {}
+    for avatar in latest:
+        covers.setdefault(avatar.project_id, []).append(avatar)
+    for project in projects:
+        project.covers = covers.get(project.pk, [])
+    return projects
 
 
 def project_get_for_user(*, user, project_id) -> Project:
@@ -37,5 +76,133 @@ def preview_get_for_user(*, user, preview_id) -> Preview:
         raise NotFound("Preview not found.") from None
 
 
+def preview_batch_for_user(*, user, preview: Preview) -> list[Preview]:
+    """The previews asked for together with this one (itself included), in seed order."""
+    if preview.batch_id is None:
+        return [preview]
+    batch = Preview.objects.select_related("avatar").filter(owner=user, batch_id=preview.batch_id)
+    return list(batch.order_by("created_at", "seed"))
+
+
+def preview_list_for_project(*, user, project: Project, status: str | None = None) -> QuerySet[Preview]:
+    """The project's previews that have not expired (saved or not), newest first."""
+    previews = Preview.objects.select_related("avatar").filter(owner=user, project=project)
+    previews = previews.filter(expires_at__gt=timezone.now()).exclude(status=PreviewStatus.EXPIRED)
+    if status:
+        previews = previews.filter(status=status)
+    return previews.order_by("-created_at", "-seed")
+
+
+def preset_list() -> QuerySet[Preset]:
+    return Preset.objects.filter(is_active=True).order_by("position", "name")
+
+
+def preset_get(*, preset_id) -> Preset:
+    try:
+        return preset_list().get(pk=preset_id)
+    except (Preset.DoesNotExist, ValueError, ValidationError):
+        raise NotFound("Preset not found.") from None
+
+
 def credit_balance_for_user(*, user) -> int:
     return CreditAccount.objects.filter(user=user).values_list("balance", flat=True).first() or 0
+
+
+# Live results: where a queued preview stands and how long it should take.
+
+# How many recent generations of a model its expected duration is measured on, and for how long that is reused.
+_ETA_SAMPLE = 20
+_ETA_CACHE_SECONDS = 30
+
+
+def preview_queue_position(*, preview: Preview) -> int | None:
+    """1 = next to start, among every queued preview (first come, first served); None unless queued."""
+    if preview.status != PreviewStatus.QUEUED:
+        return None
+    return Preview.objects.filter(status=PreviewStatus.QUEUED, created_at__lt=preview.created_at).count() + 1
+
+
+def generation_seconds(*, generator: str) -> float | None:
+    """The mean of the recently measured generation times of a generator (its model), or None before any."""
+    key = f"lumiku:eta:{generator}"
+    seconds = cache.get(key)
+    if seconds is None:
+        recent = (
+            Preview.objects.filter(generator=generator, status__in=[PreviewStatus.SUCCEEDED, PreviewStatus.EXPIRED])
+            .exclude(duration_ms=None)
+            .order_by("-finished_at")
+            .values_list("duration_ms", flat=True)[:_ETA_SAMPLE]
+        )
+        durations = list(recent)
+        seconds = sum(durations) / len(durations) / 1000 if durations else 0.0
+        cache.set(key, seconds, _ETA_CACHE_SECONDS)
+    return seconds or None
+
+
+def preview_eta_seconds(*, preview: Preview) -> int | None:
+    """Estimated seconds until the preview is finished: the wait for its retry and for the previews ahead of it
+    (spread over the generation slots), then its own generation; None when finished or nothing was measured yet."""
+    if preview.is_finished:
+        return None
+    each = generation_seconds(generator=preview.generator)
+    if each is None:
+        return None
+    now = timezone.now()
+    if preview.status == PreviewStatus.RUNNING:
+        elapsed = (now - preview.started_at).total_seconds() if preview.started_at else 0.0
+        return max(math.ceil(each - elapsed), 1)
+    ahead = (preview_queue_position(preview=preview) or 1) - 1
+    slots = max(settings.AVATAR_BACKGROUND_WORKERS, 1)
+    retry_wait = max((preview.next_attempt_at - now).total_seconds(), 0.0) if preview.next_attempt_at else 0.0
+    return max(math.ceil(retry_wait + each * (1 + ahead // slots)), 1)
+
+
+def credit_ledger_for_user(*, user) -> QuerySet[CreditLedgerEntry]:
+    """The user's ledger, newest first."""
+    return CreditLedgerEntry.objects.filter(account__user=user).order_by("-created_at", "-id")
+
+
+USAGE_DAYS = 30
+
+
+def usage_for_user(*, user, days: int = USAGE_DAYS) -> dict:
+    """The last `days` days (today included, UTC): previews asked for and how they ended, previews saved as
+    avatars (not uploads) and credits spent, in total and day by day (oldest first, every day present)."""
+    today = timezone.now().date()
+    first = today - timedelta(days=days - 1)
+    since = datetime.combine(first, time.min, tzinfo=UTC)
+    previews = Preview.objects.filter(owner=user, created_at__gte=since)
+    # An expired preview succeeded when it had a generation time (only a success records one).
+    succeeded = Q(status=PreviewStatus.SUCCEEDED) | Q(status=PreviewStatus.EXPIRED, duration_ms__isnull=False)
+    saved = Avatar.objects.filter(project__owner=user, preview__isnull=False, created_at__gte=since)
+    spent = CreditLedgerEntry.objects.filter(
+        account__user=user, reason=LedgerReason.AVATAR_SAVE, delta__lt=0, created_at__gte=since
+    )
+    per_day = {first + timedelta(days=i): {"previews": 0, "saved": 0, "creditsSpent": 0} for i in range(days)}
+    for key, rows, value in (
+        ("previews", previews, Count("pk")),
+        ("saved", saved, Count("pk")),
+        ("creditsSpent", spent, -Sum("delta")),
+    ):
+        by_day = rows.order_by().annotate(day=TruncDate("created_at", tzinfo=UTC)).values("day")
+        for row in by_day.annotate(value=value).values_list("day", "value"):
+            if row[0] in per_day:
+                per_day[row[0]][key] += row[1] or 0
+    totals = previews.aggregate(total=Count("pk"), succeeded=Count("pk", filter=succeeded),
+                                failed=Count("pk", filter=Q(status=PreviewStatus.FAILED)))  # fmt: skip
+    return {
+        "previews": totals,
+        "avatarsSaved": sum(day["saved"] for day in per_day.values()),
+        "creditsSpent": sum(day["creditsSpent"] for day in per_day.values()),
+        "days": [{"date": day, **values} for day, values in per_day.items()],
+    }
+
+
+def api_tokens_for_user(*, user) -> QuerySet[ApiToken]:
+    """The user's API tokens that still work, newest first."""
+    return ApiToken.objects.filter(user=user).exclude(expiry__lte=timezone.now()).order_by("-created")
+
+
+def legacy_token_for_user(*, user) -> LegacyToken | None:
+    """The token of the first version, while the user still has one."""
+    return LegacyToken.objects.filter(user=user).first()

@@ -1,11 +1,17 @@
 """Site-wide error pages: the JSON envelope under /api/, the site's own templates everywhere else."""
 
+import logging
+
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
-from django.http import JsonResponse
+from django.core.exceptions import BadRequest, PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.http import Http404, JsonResponse
+from django.utils.deprecation import MiddlewareMixin
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 
 from avatar_creator.errors import PayloadTooLarge, error_body, http_status_for
+
+logger = logging.getLogger("django.request")
 
 
 def _wants_json(request) -> bool:
@@ -40,3 +46,31 @@ def handler500(request):
     if _wants_json(request):
         return _json("INTERNAL_ERROR")
     return defaults.server_error(request, template_name="500.html")
+
+
+@csrf_exempt
+def not_found(request, *args, **kwargs):
+    """Every path no route matched: the envelope under /api/, the site's 404 page elsewhere, also under DEBUG, where
+    Django would answer its debug page. CSRF-exempt: a POST to no route is a 404, not a CSRF refusal."""
+    return handler404(request)
+
+
+class ApiDebugErrorMiddleware(MiddlewareMixin):
+    """Under DEBUG Django answers a view's exception with its HTML debug pages, not the handlers above; under /api/
+    this answers with the same envelope the handlers give in production (and still logs the unexpected ones), and
+    a not-found anywhere with the production 404 (the debug page's stack is of no use for a missing row)."""
+
+    def process_exception(self, request, exception):
+        if not settings.DEBUG:
+            return None
+        # A page that is not found looks the same under `make run` as in production, in the UI too.
+        if isinstance(exception, Http404):
+            return handler404(request, exception)
+        if not _wants_json(request):
+            return None
+        if isinstance(exception, PermissionDenied):
+            return handler403(request, exception)
+        if isinstance(exception, BadRequest | SuspiciousOperation):
+            return handler400(request, exception)
+        logger.error("Internal Server Error: %s", request.path, exc_info=exception)
+        return handler500(request)

@@ -6,6 +6,7 @@ from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from avatar_creator.throttling import ThrottledAdminAuthenticationForm, ThrottledLoginView
+from lumiku.errors import not_found
 
 # Every login form shares the API's brute-force budget (avatar_creator/throttling.py).
 admin.site.login_form = ThrottledAdminAuthenticationForm
@@ -22,6 +23,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/", include("avatar_creator.api.urls")),
+    # After every API route: the rest of /api/ answers the JSON 404 envelope, under DEBUG too.
+    re_path(r"^api/", not_found),
     path("api-auth/", include(browsable_api_auth)),
     path("", include("avatar_creator.ui.urls")),
 ]
@@ -29,6 +32,9 @@ urlpatterns = [
 if settings.SERVE_MEDIA:
     media_prefix = settings.MEDIA_URL.lstrip("/")
     urlpatterns.append(re_path(rf"^{media_prefix}(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}))
+
+# Last: any other path answers the site's 404 page, under DEBUG too (lumiku/errors.py).
+urlpatterns.append(re_path(r"", not_found))
 
 handler400 = "lumiku.errors.handler400"
 handler403 = "lumiku.errors.handler403"

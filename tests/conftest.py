@@ -3,6 +3,7 @@ import shutil
 
 import pytest
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
@@ -26,6 +27,16 @@ def _clean_state():
     yield
     for root in (settings.MEDIA_ROOT, settings.PRIVATE_MEDIA_ROOT):
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def flux(settings, fake_image_api):
+    """Generation through the FLUX client against the fake image API (which a test can make slow or loading)."""
+    settings.AVATAR_GENERATOR = "huggingface"
+    settings.HUGGINGFACE_API_KEY = "hf_test_key_123"
+    settings.HF_INFERENCE_URL = f"{fake_image_api.url}/models/XLabs-AI/flux-RealismLora"
+    settings.FLUX_TIMEOUT = 8.0
+    return fake_image_api
 
 
 @pytest.fixture
@@ -75,3 +86,12 @@ def alice_api(client_for, alice):
 @pytest.fixture
 def bob_api(client_for, bob):
     return client_for(bob)
+
+
+@pytest.fixture
+def admin_client(client, make_user):
+    """A browser client signed in as a superuser (the admin's pages)."""
+    operator = make_user("operator")
+    get_user_model().objects.filter(pk=operator.pk).update(is_staff=True, is_superuser=True)
+    client.force_login(get_user_model().objects.get(pk=operator.pk))
+    return client

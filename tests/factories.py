@@ -74,3 +74,19 @@ def make_preview(
         Preview.objects.filter(pk=preview.pk).update(created_at=created_at)
         preview.created_at = created_at
     return preview
+
+
+def load_presets() -> None:
+    """The curated presets as the data migration ships them (a transactional test's flush removes them)."""
+    from importlib import import_module
+
+    from django.apps import apps
+
+    import_module("avatar_creator.migrations.0003_presets").add_presets(apps, None)
+
+
+def wait_finished(preview: Preview, timeout: float = 30) -> Preview:
+    """Previews generate in the background (queue.py): hold until this one is finished (refreshed in place)."""
+    from avatar_creator import events
+
+    return events.preview_wait(preview=preview, timeout=timeout)

@@ -10,8 +10,10 @@ per POST, and default to "ok" when the script runs out::
         fake.requests[-1].json["parameters"]["seed"]
 
 It also answers the two Hub look-ups huggingface_hub makes before routing a model id (GET /api/models/<id>),
-saying the model is a live text-to-image model served by hf-inference; those GETs are recorded but do not
-consume the script.
+saying the model is a live text-to-image model served by hf-inference (and, as a LoRA, by replicate and fal-ai);
+those GETs are recorded but do not consume the script. Mounted as the router (INFERENCE_PROXY_TEMPLATE), it
+answers Replicate (`/replicate/...`: `{"output": url}`) and fal-ai (`/fal-ai/...`: `{"images": [{"url"}]}`) the
+way they do, serving the image at that URL (GET /files/<width>x<height>.jpg).
 
 Use the ``fake_image_api`` fixture (import ``fake_image_api_fixture`` into a conftest or test module).
 """
@@ -27,6 +29,8 @@ from typing import Any
 import pytest
 from PIL import Image, ImageDraw
 
+# How the Hub maps the XLabs LoRA repo on providers that apply it to the FLUX.1-dev base.
+_LORA_MAPPING = {"status": "live", "task": "text-to-image", "adapter": "lora", "adapterWeightsPath": "lora.safetensors"}
 KINDS = ("ok", "loading", "rate_limit", "server_error", "timeout", "unauthorized", "garbage", "bad_request")
 _MIN_SIDE, _MAX_SIDE = 16, 2048
 
@@ -40,6 +44,8 @@ class Reply:
     estimated_time: float = 20.0
     retry_after: str = "30"
     image_format: str = "JPEG"
+    # Bytes sent after the image (an upstream that appends HTML or a script to a valid JPEG).
+    trailer: bytes = b""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -167,6 +173,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self._record(body=b"", parsed=None, reply="hub")
+        if self.path.startswith("/files/"):
+            width, height = (int(side) for side in self.path[len("/files/") :].split(".", 1)[0].split("x"))
+            self._send(200, make_image(width, height), "image/jpeg")
+            return
         prefix = "/api/models/"
         if not self.path.startswith(prefix):
             self._send_json(404, {"error": "Not found"})
@@ -180,7 +190,9 @@ class _Handler(BaseHTTPRequestHandler):
                 "pipeline_tag": "text-to-image",
                 "tags": ["text-to-image"],
                 "inferenceProviderMapping": {
-                    "hf-inference": {"status": "live", "providerId": model_id, "task": "text-to-image"}
+                    "hf-inference": {"status": "live", "providerId": model_id, "task": "text-to-image"},
+                    "replicate": {**_LORA_MAPPING, "providerId": "black-forest-labs/flux-dev-lora"},
+                    "fal-ai": {**_LORA_MAPPING, "providerId": "fal-ai/flux-lora"},
                 },
             },
         )
@@ -215,8 +227,16 @@ class _Handler(BaseHTTPRequestHandler):
         kind = reply.kind
         if kind in ("ok", "timeout"):
             width, height = _requested_size(parsed)
+            host, port = self.server.server_address[:2]
+            file_url = f"http://{host}:{port}/files/{width}x{height}.jpg"
+            if self.path.startswith("/replicate/"):
+                self._send_json(201, {"id": "prediction", "status": "succeeded", "output": [file_url]})
+                return
+            if self.path.startswith("/fal-ai/"):
+                self._send_json(200, {"images": [{"url": file_url, "width": width, "height": height}]})
+                return
             content_type = "image/" + reply.image_format.lower()
-            self._send(200, make_image(width, height, image_format=reply.image_format), content_type)
+            self._send(200, make_image(width, height, image_format=reply.image_format) + reply.trailer, content_type)
         elif kind == "loading":
             model = self.path.rsplit("/models/", 1)[-1] or "model"
             self._send_json(
@@ -250,7 +270,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _requested_size(parsed: Any) -> tuple[int, int]:
-    parameters = parsed.get("parameters") if isinstance(parsed, dict) else None
+    # hf-inference and custom endpoints: "parameters"; Replicate: "input"; fal-ai: "image_size".
+    parsed = parsed if isinstance(parsed, dict) else {}
+    parameters = parsed.get("parameters") or parsed.get("input") or parsed.get("image_size")
     parameters = parameters if isinstance(parameters, dict) else {}
 
     def side(name: str) -> int:

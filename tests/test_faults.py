@@ -29,7 +29,7 @@ from avatar_creator.models import (
     preview_storage,
 )
 from lumiku.celery import app
-from tests.factories import jpeg_bytes, make_preview, make_project
+from tests.factories import jpeg_bytes, make_preview, make_project, wait_finished
 from tests.fake_image_api import Reply
 from tests.worker import start_worker_fixture, use_broker  # noqa: F401 - start_worker is used as a fixture
 
@@ -269,7 +269,7 @@ def test_reaped_preview_discards_the_late_result_and_cannot_be_saved(alice_api, 
             return generators.OfflineGenerator().generate(request)
 
     monkeypatch.setattr(generators, "get_generator", ReapedWhileGenerating)
-    preview = services.preview_request(user=alice, project=project, prompt=PROMPT)
+    preview = wait_finished(services.preview_request(user=alice, project=project, prompt=PROMPT))
 
     assert (preview.status, preview.error_code, preview.image.name) == ("failed", "GENERATION_TIMEOUT", "")
     assert files_under(django_settings.PRIVATE_MEDIA_ROOT) == []

@@ -13,13 +13,10 @@ LORA = "XLabs-AI/flux-RealismLora"
 
 
 @pytest.fixture
-def flux(settings, fake_image_api):
-    settings.AVATAR_GENERATOR = "huggingface"
-    settings.HUGGINGFACE_API_KEY = "hf_test_key_123"
-    settings.HF_INFERENCE_URL = f"{fake_image_api.url}/models/{LORA}"
+def flux(flux, settings):
     settings.FLUX_TIMEOUT = 1.0
     settings.AVATAR_MAX_ATTEMPTS = 5
-    return fake_image_api
+    return flux
 
 
 @pytest.fixture

@@ -38,6 +38,11 @@ def generate(api, project, *, asynchronous=False, **fields):
     return api.post(url(project, "generate-preview"), body, format="json", **headers)
 
 
+def wait_finished(api, preview_id) -> dict:
+    """The embedded default generates in the background: hold (Prefer: wait) until the preview is finished."""
+    return api.get(f"/api/avatar-creator/previews/{preview_id}", HTTP_PREFER="wait=30").json()["preview"]
+
+
 def test_generate_preview_waits_and_answers_the_image(alice_api, project):
     response = generate(alice_api, project, gender="female", ageRange="adult", style="professional",
                         ethnicity="Indonesian", bodyType="half_body", seed=1234)  # fmt: skip
@@ -76,7 +81,8 @@ def test_generate_preview_async_answers_202_with_location(alice_api, project):
     assert response["Location"] == f"/api/avatar-creator/previews/{preview['id']}"
     assert response["Preference-Applied"] == "respond-async"
     assert "imageBase64" not in preview
-    polled = alice_api.get(response["Location"]).json()["preview"]
+    assert preview["status"] in ("queued", "running")
+    polled = alice_api.get(response["Location"], HTTP_PREFER="wait=30").json()["preview"]
     assert polled["status"] == "succeeded"
     assert polled["createdAt"] <= polled["startedAt"] <= polled["finishedAt"]
     assert "imageBase64" not in polled
@@ -84,6 +90,7 @@ def test_generate_preview_async_answers_202_with_location(alice_api, project):
 
 def test_preview_get_includes_base64_only_when_asked(alice_api, project):
     preview_id = generate(alice_api, project, asynchronous=True).json()["preview"]["id"]
+    wait_finished(alice_api, preview_id)
     with_b64 = alice_api.get(f"/api/avatar-creator/previews/{preview_id}?include=base64").json()["preview"]
     image = Image.open(io.BytesIO(base64.b64decode(with_b64["imageBase64"])))
     assert image.size == (1024, 1024)
@@ -91,6 +98,7 @@ def test_preview_get_includes_base64_only_when_asked(alice_api, project):
 
 def test_preview_image_is_served_only_to_its_owner(alice_api, bob_api, anon, project):
     preview_id = generate(alice_api, project, asynchronous=True).json()["preview"]["id"]
+    wait_finished(alice_api, preview_id)
     image_url = f"/api/avatar-creator/previews/{preview_id}/image"
     mine = alice_api.get(image_url)
     assert mine.status_code == 200
@@ -141,6 +149,7 @@ def test_generate_preview_is_rate_limited_per_user(alice_api, bob_api, project, 
 
 def test_cancel_a_finished_preview_leaves_it_unchanged(alice_api, project):
     preview_id = generate(alice_api, project, asynchronous=True).json()["preview"]["id"]
+    wait_finished(alice_api, preview_id)
     response = alice_api.post(f"/api/avatar-creator/previews/{preview_id}/cancel")
     assert response.status_code == 200
     assert response.json()["preview"]["status"] == "succeeded"

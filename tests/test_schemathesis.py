@@ -32,6 +32,7 @@ from schemathesis.specs.openapi.checks import (
 
 from avatar_creator import services
 from avatar_creator.models import Avatar, Preview, Project
+from tests.factories import wait_finished
 
 # Hypothesis keeps caches in ./.hypothesis by default; keep the checkout clean.
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "lumiku-hypothesis")
@@ -80,9 +81,10 @@ def _ensure_rows(owner) -> dict[str, str]:
         _rows.clear()
         _rows["projects"] = str(project.pk)
     if not Preview.objects.filter(pk=_rows.get("previews"), project=project).exists():
-        _rows["previews"] = str(services.preview_request(user=owner, project=project, prompt=PROMPT, seed=1).pk)
+        preview = wait_finished(services.preview_request(user=owner, project=project, prompt=PROMPT, seed=1))
+        _rows["previews"] = str(preview.pk)
     if not Avatar.objects.filter(pk=_rows.get("avatars"), project=project).exists():
-        preview = services.preview_request(user=owner, project=project, prompt=PROMPT, seed=2)
+        preview = wait_finished(services.preview_request(user=owner, project=project, prompt=PROMPT, seed=2))
         avatar, _ = services.preview_save(user=owner, project=project, preview_id=preview.pk, name="Saved")
         _rows["avatars"] = str(avatar.pk)
     return _rows

@@ -11,7 +11,7 @@ from django.utils.dateformat import format as date_format
 from avatar_creator import services
 from avatar_creator.models import Avatar, CreditAccount, Preview, PreviewStatus, Project
 from avatar_creator.ui.messages import error_words
-from tests.factories import PROMPT, make_avatar, make_preview, make_project
+from tests.factories import PROMPT, make_avatar, make_preview, make_project, wait_finished
 
 SCRIPT = "<script>alert(1)</script>"
 ESCAPED_SCRIPT = "&lt;script&gt;alert(1)&lt;/script&gt;"
@@ -60,11 +60,6 @@ def preview_url(project, preview, action: str) -> str:
 
 
 # Accounts
-
-
-def test_projects_page_sends_anonymous_users_to_login(client):
-    response = client.get("/")
-    assert (response.status_code, response["Location"]) == (302, "/login?next=/")
 
 
 def test_htmx_request_without_session_is_sent_to_the_login_page(client, project):
@@ -373,8 +368,10 @@ def test_preview_create_rejects_a_short_prompt_and_keeps_what_was_typed(alice_cl
 def test_preview_create_shows_the_preview_with_cost_and_balance(alice_client, project):
     body = {"prompt": PROMPT, "gender": "female", "age_range": "adult", "style": "professional",
             "ethnicity": "Indonesian", "body_type": "half_body"}  # fmt: skip
-    response = alice_client.post(f"/projects/{project.pk}/previews", body, **HTMX)
-    preview = Preview.objects.get()
+    alice_client.post(f"/projects/{project.pk}/previews", body, **HTMX)
+    preview = wait_finished(Preview.objects.get())
+    # The form answers with the waiting step; the finished step is what the status answers now.
+    response = alice_client.get(preview_url(project, preview, "status"), **HTMX)
     assert (preview.status, preview.prompt, preview.ethnicity) == ("succeeded", PROMPT, "Indonesian")
     html = response.content.decode()
     assert f'src="/api/avatar-creator/previews/{preview.pk}/image"' in html
@@ -475,6 +472,7 @@ def test_preview_cancel_while_waiting_cancels_and_returns_the_filled_form(alice_
 @pytest.mark.django_db(transaction=True)
 def test_preview_discard_throws_the_preview_away_and_closes_the_modal(alice_client, alice, project):
     preview = services.preview_request(user=alice, project=project, prompt=PROMPT)
+    wait_finished(preview)
     response = alice_client.post(preview_url(project, preview, "discard"), **HTMX)
     preview.refresh_from_db()
     assert (response.status_code, response.content) == (200, b"")
@@ -485,13 +483,16 @@ def test_preview_discard_throws_the_preview_away_and_closes_the_modal(alice_clie
 def test_preview_regenerate_uses_the_same_fields_with_a_new_seed(alice_client, alice, project):
     old = services.preview_request(user=alice, project=project, prompt=PROMPT, gender="male", age_range="young",
                                    style="sporty", ethnicity="Batak", body_type="full_body", seed=1)  # fmt: skip
+    wait_finished(old)
     response = alice_client.post(preview_url(project, old, "regenerate"), {"name": "Budi"}, **HTMX)
     old.refresh_from_db()
-    new = Preview.objects.exclude(pk=old.pk).get()
+    new = wait_finished(Preview.objects.exclude(pk=old.pk).get())
     fields = ("prompt", "gender", "age_range", "style", "ethnicity", "body_type")
     assert [getattr(new, f) for f in fields] == [getattr(old, f) for f in fields]
     assert (old.status, new.status) == (PreviewStatus.EXPIRED, PreviewStatus.SUCCEEDED)
     assert new.seed != 1
+    # The answer is the waiting step, which carries the name on to the finished one.
+    response = alice_client.get(response.context["status_url"], **HTMX)
     assert 'value="Budi"' in response.content.decode()
 
 
@@ -499,6 +500,7 @@ def test_preview_regenerate_uses_the_same_fields_with_a_new_seed(alice_client, a
 def test_preview_save_adds_the_card_and_updates_the_balance_out_of_band(alice_client, alice, project, settings):
     settings.AVATAR_SAVE_COST = 10
     preview = services.preview_request(user=alice, project=project, prompt=PROMPT, style="formal")
+    wait_finished(preview)
     response = alice_client.post(preview_url(project, preview, "save"), {"name": "Ayu"}, **HTMX)
     avatar = Avatar.objects.get()
     assert (avatar.name, avatar.preview_id, avatar.style, balance(alice)) == ("Ayu", preview.pk, "formal", 90)
@@ -513,6 +515,7 @@ def test_preview_save_adds_the_card_and_updates_the_balance_out_of_band(alice_cl
 @pytest.mark.django_db(transaction=True)
 def test_preview_save_twice_charges_once(alice_client, alice, project):
     preview = services.preview_request(user=alice, project=project, prompt=PROMPT)
+    wait_finished(preview)
     alice_client.post(preview_url(project, preview, "save"), {"name": "Ayu"}, **HTMX)
     again = alice_client.post(preview_url(project, preview, "save"), {"name": "Ayu"}, **HTMX)
     assert (Avatar.objects.count(), balance(alice)) == (1, 90)
@@ -527,6 +530,7 @@ def test_preview_with_too_few_credits_cannot_be_saved(client, make_user, setting
     client.force_login(poor)
     own = make_project(poor)
     preview = services.preview_request(user=poor, project=own, prompt=PROMPT)
+    wait_finished(preview)
     shown = client.get(preview_url(own, preview, "status"), **HTMX)
     save_button = '<button type="submit" class="btn btn-primary" disabled aria-describedby="save-blocked">'
     assert save_button in shown.content.decode()
@@ -575,6 +579,7 @@ def test_user_text_is_escaped_on_every_page(alice_client, alice):
     avatar.generation_prompt = SCRIPT
     avatar.save(update_fields=["generation_prompt"])
     preview = services.preview_request(user=alice, project=project, prompt=f"A person {SCRIPT}")
+    wait_finished(preview)
     failed = make_preview(alice, project, status=PreviewStatus.FAILED, prompt=SCRIPT, error_code="GENERATION_FAILED")
     responses = [
         alice_client.get("/"),
@@ -660,8 +665,24 @@ def test_an_empty_post_is_a_failed_form_not_a_blank_one(alice_client):
 @pytest.mark.django_db(transaction=True)
 def test_changing_the_description_discards_the_preview_and_returns_the_filled_form(alice_client, alice, project):
     preview = services.preview_request(user=alice, project=project, prompt=PROMPT, style="sporty")
+    wait_finished(preview)
     response = alice_client.post(preview_url(project, preview, "cancel"), **HTMX)
     preview.refresh_from_db()
     assert preview.status == PreviewStatus.EXPIRED
     assert "The preview was discarded. Change the description and generate a new one." in text(response)
     assert (response.context["form"]["prompt"].value(), response.context["form"]["style"].value()) == (PROMPT, "sporty")
+
+
+def test_avatar_delete_keep_button_does_not_inherit_the_forms_disabled_selector(alice_client, project):
+    avatar = make_avatar(project)
+    html = alice_client.get(f"/avatars/{avatar.pk}/delete", **HTMX).content.decode()
+    # Inherited, the form's "find button[type=submit]" matches nothing under this button: htmx logs an error.
+    assert re.search(r'<button type="button"[^>]*hx-disabled-elt="this"[^>]*>Keep it</button>', html)
+
+
+def test_project_page_headings_do_not_skip_a_level(alice_client, project):
+    make_avatar(project)
+    html = alice_client.get(f"/projects/{project.pk}").content.decode()
+    levels = [int(level) for level in re.findall(r"<h([1-6])\b", html)]
+    assert levels[0] == 1
+    assert all(later - earlier <= 1 for earlier, later in zip(levels, levels[1:], strict=False))

@@ -2,9 +2,10 @@ import json
 
 from django.conf import settings
 from rest_framework import exceptions
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import JSONParser, MultiPartParser
 
 from avatar_creator.errors import PayloadTooLarge
+from avatar_creator.images import MAX_IMAGE_BYTES
 
 
 class BoundedJSONParser(JSONParser):
@@ -31,3 +32,19 @@ class BoundedJSONParser(JSONParser):
             return json.loads(raw.decode(settings.DEFAULT_CHARSET))
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise exceptions.ParseError("The request body is not valid JSON.") from exc
+
+
+class BoundedMultiPartParser(MultiPartParser):
+    """multipart/form-data (an uploaded photo) with the whole body's size bound checked before anything is read:
+    the image limit plus room for the other fields."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        request = (parser_context or {}).get("request")
+        limit = MAX_IMAGE_BYTES + 1024 * 1024
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0) if request is not None else 0
+        except ValueError:
+            length = 0
+        if length > limit:
+            raise PayloadTooLarge.over(limit)
+        return super().parse(stream, media_type, parser_context)

@@ -4,8 +4,16 @@ import base64
 
 from rest_framework import serializers
 
-from avatar_creator import files
-from avatar_creator.models import PROJECT_DESCRIPTION_MAX_CHARS, Avatar, Preview, Project
+from avatar_creator import files, selectors
+from avatar_creator.models import (
+    PROJECT_DESCRIPTION_MAX_CHARS,
+    Avatar,
+    CreditLedgerEntry,
+    Preset,
+    Preview,
+    PreviewStatus,
+    Project,
+)
 from avatar_creator.prompts import (
     NAME_MAX_CHARS,
     PERSONA_FIELDS,
@@ -16,6 +24,7 @@ from avatar_creator.prompts import (
 )
 
 MAX_SEED = 2**32 - 1
+MAX_PREVIEW_COUNT = 4
 
 
 class StrictCharField(serializers.CharField):
@@ -107,6 +116,38 @@ class RegisterInput(serializers.Serializer):
 class TokenInput(serializers.Serializer):
     username = StrictCharField(max_length=150)
     password = StrictCharField(max_length=128, trim_whitespace=False)
+    # Which device or script the token is for (shown on the UI's API tokens page).
+    name = StrictCharField(max_length=100, required=False, allow_blank=True, default="")
+
+
+class CreditEntryOutput(serializers.ModelSerializer):
+    balanceAfter = serializers.IntegerField(source="balance_after")
+    avatarId = serializers.UUIDField(source="avatar_id", allow_null=True)
+    createdAt = serializers.DateTimeField(source="created_at")
+
+    class Meta:
+        model = CreditLedgerEntry
+        fields = ["id", "delta", "balanceAfter", "reason", "note", "avatarId", "createdAt"]
+
+
+class PreviewCountsOutput(serializers.Serializer):
+    total = serializers.IntegerField()
+    succeeded = serializers.IntegerField()
+    failed = serializers.IntegerField()
+
+
+class UsageDayOutput(serializers.Serializer):
+    date = serializers.DateField()
+    previews = serializers.IntegerField()
+    saved = serializers.IntegerField()
+    creditsSpent = serializers.IntegerField()
+
+
+class UsageOutput(serializers.Serializer):
+    previews = PreviewCountsOutput()
+    avatarsSaved = serializers.IntegerField()
+    creditsSpent = serializers.IntegerField()
+    days = UsageDayOutput(many=True)
 
 
 class UserOutput(serializers.Serializer):
@@ -196,6 +237,64 @@ class PersonaInput(PersonaReader, serializers.Serializer):
     seed = StrictIntegerField(min_value=0, max_value=MAX_SEED, required=False, allow_null=True)
 
 
+class GeneratePreviewInput(PersonaInput):
+    """generate-preview: the persona, `count` variations, and an optional starting point (a preset or one of the
+    user's avatars) whose fields are the defaults; the fields given override them."""
+
+    prompt = StrictCharField(min_length=PROMPT_MIN_CHARS, max_length=PROMPT_MAX_CHARS, required=False)
+    count = StrictIntegerField(min_value=1, max_value=MAX_PREVIEW_COUNT, required=False, default=1)
+    presetId = serializers.UUIDField(required=False, allow_null=True)
+    fromAvatarId = serializers.UUIDField(required=False, allow_null=True)
+    webhook = StrictCharField(max_length=2000, required=False, allow_blank=True, allow_null=True)
+
+    def validate_webhook(self, value):
+        from avatar_creator import webhooks
+        from avatar_creator.errors import ValidationFailed
+
+        if not value:
+            return ""
+        try:
+            return webhooks.webhook_url_check(value)
+        except ValidationFailed as exc:
+            raise serializers.ValidationError(exc.details["webhook"]) from None
+
+    def validate(self, attrs):
+        if attrs.get("presetId") and attrs.get("fromAvatarId"):
+            raise serializers.ValidationError({"fromAvatarId": ["Give presetId or fromAvatarId, not both."]})
+        base = self._starting_point(attrs)
+        given = {spec.name: attrs.get(spec.wire) for spec in PERSONA_FIELDS if spec.wire in self.initial_data}
+        prompt = attrs.get("prompt") or (base.prompt if base else "")
+        if base is not None:
+            self._persona = base.replace(prompt=prompt, **given)
+        else:
+            self._persona = Persona(prompt=prompt, **given)
+        if len(self._persona.prompt.strip()) < PROMPT_MIN_CHARS:
+            # Only a starting point without a usable description (an uploaded photo) gets here: ask for one.
+            raise serializers.ValidationError({"prompt": ["This field is required."]})
+        return attrs
+
+    def _starting_point(self, attrs) -> Persona | None:
+        from avatar_creator import selectors
+        from avatar_creator.errors import NotFound
+
+        if attrs.get("presetId"):
+            try:
+                return Persona.of(selectors.preset_get(preset_id=attrs["presetId"]))
+            except NotFound:
+                raise serializers.ValidationError({"presetId": ["No preset with this id."]}) from None
+        if attrs.get("fromAvatarId"):
+            try:
+                avatar = selectors.avatar_get_for_user(user=self.context["user"], avatar_id=attrs["fromAvatarId"])
+            except NotFound:
+                # Another user's avatar reads exactly like one that does not exist.
+                raise serializers.ValidationError({"fromAvatarId": ["No avatar of yours with this id."]}) from None
+            return Persona.of(avatar)
+        return None
+
+    def persona(self, *, prompt_field: str = "prompt") -> Persona:
+        return self._persona
+
+
 class LegacyGenerateInput(PersonaInput):
     name = StrictCharField(min_length=1, max_length=NAME_MAX_CHARS)
     count = StrictIntegerField(min_value=1, max_value=5, required=False, default=1)
@@ -228,14 +327,24 @@ class PreviewOutput(serializers.ModelSerializer):
     startedAt = serializers.DateTimeField(source="started_at", allow_null=True)
     finishedAt = serializers.DateTimeField(source="finished_at", allow_null=True)
     expiresAt = serializers.DateTimeField(source="expires_at")
+    batchId = serializers.UUIDField(source="batch_id", allow_null=True)
+    queuePosition = serializers.SerializerMethodField()
+    etaSeconds = serializers.SerializerMethodField()
+    nextAttemptAt = serializers.DateTimeField(source="next_attempt_at", allow_null=True)
 
     class Meta:
         model = Preview
         fields = [
             "id", "projectId", "status", "prompt", "enhancedPrompt", *PERSONA_WIRE_NAMES, "seed", "width", "height",
-            "attempts", "imageUrl", "thumbnailUrl", "error", "avatarId",
-            "createdAt", "startedAt", "finishedAt", "expiresAt",
+            "attempts", "batchId", "queuePosition", "etaSeconds", "nextAttemptAt", "imageUrl", "thumbnailUrl",
+            "error", "avatarId", "createdAt", "startedAt", "finishedAt", "expiresAt",
         ]  # fmt: skip
+
+    def get_queuePosition(self, preview) -> int | None:
+        return selectors.preview_queue_position(preview=preview)
+
+    def get_etaSeconds(self, preview) -> int | None:
+        return selectors.preview_eta_seconds(preview=preview)
 
     def _url(self, preview, kind: str) -> str | None:
         from django.urls import reverse
@@ -252,7 +361,8 @@ class PreviewOutput(serializers.ModelSerializer):
         return self._url(preview, "thumbnail")
 
     def get_error(self, preview) -> dict | None:
-        if preview.status != "failed":
+        # A queued preview with an error is waiting for a retry: the reason stays visible until it runs again.
+        if preview.status != "failed" and not (preview.status == "queued" and preview.error_code):
             return None
         return {"code": preview.error_code, "message": preview.error_message}
 
@@ -285,3 +395,34 @@ class PreviewWithImagesOutput(PreviewOutput):
 
     class Meta(PreviewOutput.Meta):
         fields = [*PreviewOutput.Meta.fields, "imageBase64", "thumbnailBase64"]
+
+
+class PageQuery(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, max_value=100, required=False, default=20)
+    offset = serializers.IntegerField(min_value=0, required=False, default=0)
+
+
+class PreviewListQuery(PageQuery):
+    status = serializers.ChoiceField(choices=PreviewStatus.choices, required=False)
+
+
+# Presets and uploads
+
+
+@with_persona_fields(persona_output_field)
+class PresetOutput(serializers.ModelSerializer):
+    thumbnailUrl = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Preset
+        fields = ["id", "name", "category", "description", "prompt", *PERSONA_WIRE_NAMES, "thumbnailUrl"]
+
+    def get_thumbnailUrl(self, preset) -> str | None:
+        return absolute_url(self.context.get("request"), preset.thumbnail_url)
+
+
+@with_persona_fields(persona_input_field)
+class UploadInput(PersonaReader, serializers.Serializer):
+    image = serializers.FileField(allow_empty_file=True)
+    name = StrictCharField(min_length=1, max_length=NAME_MAX_CHARS)
+    generationPrompt = StrictCharField(max_length=PROMPT_MAX_CHARS, required=False, allow_blank=True, allow_null=True)

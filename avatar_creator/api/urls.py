@@ -1,7 +1,7 @@
 from django.urls import re_path
 from rest_framework.routers import SimpleRouter
 
-from avatar_creator.api import views
+from avatar_creator.api import streams, views
 
 app_name = "api"
 
@@ -16,5 +16,14 @@ urlpatterns = [
     re_path(r"^auth/register/?$", views.RegisterView.as_view(), name="register"),
     re_path(r"^auth/token/?$", views.TokenView.as_view(), name="token"),
     re_path(r"^auth/me/?$", views.MeView.as_view(), name="me"),
+    re_path(r"^auth/me/credits/?$", views.MeCreditsView.as_view(), name="me-credits"),
+    re_path(r"^auth/me/usage/?$", views.MeUsageView.as_view(), name="me-usage"),
+    re_path(r"^auth/logout/?$", views.LogoutView.as_view(), name="logout"),
+    re_path(r"^auth/logout-all/?$", views.LogoutAllView.as_view(), name="logout-all"),
+    re_path(r"^auth/webhook-secret/?$", views.WebhookSecretView.as_view(), name="webhook-secret"),
+    re_path(
+        r"^avatar-creator/previews/(?P<pk>[0-9a-fA-F-]{36})/events/?$", streams.preview_events, name="preview-events"
+    ),
+    re_path(r"^avatar-creator/presets/?$", views.PresetListView.as_view(), name="presets"),
     *router.urls,
 ]

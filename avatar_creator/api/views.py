@@ -1,5 +1,7 @@
 """Thin viewsets: validate, call one service, shape the answer."""
 
+import time
+
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.http import FileResponse
@@ -9,14 +11,16 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.serializers import CharField
+from rest_framework.serializers import CharField, IntegerField
 from rest_framework.views import APIView
 
-from avatar_creator import events, files, selectors, services
+from avatar_creator import events, files, selectors, services, webhooks
 from avatar_creator.api import serializers as s
+from avatar_creator.api.authentication import is_api_token
+from avatar_creator.api.parsers import BoundedMultiPartParser
 from avatar_creator.api.schema import envelope
-from avatar_creator.errors import GENERATION_TIMEOUT, InvalidCredentials, NotFound
-from avatar_creator.models import ACTIVE_PREVIEW_STATUSES
+from avatar_creator.errors import InvalidCredentials, NotFound
+from avatar_creator.models import ACTIVE_PREVIEW_STATUSES, PreviewStatus
 from avatar_creator.throttling import AuthThrottle
 
 PROJECT_RESPONSE = envelope("ProjectResponse", project=s.ProjectOutput())
@@ -33,6 +37,12 @@ def validated(serializer_class, data, **kwargs):
     serializer = serializer_class(data=data, **kwargs)
     serializer.is_valid(raise_exception=True)
     return serializer
+
+
+def validated_query(serializer_class, request) -> dict:
+    """The query string, validated. A plain dict, not the QueryDict: DRF reads a QueryDict like an HTML form,
+    where `?status=` would mean "not given" instead of the invalid value it is."""
+    return validated(serializer_class, request.query_params.dict()).validated_data
 
 
 class RegisterView(APIView):
@@ -63,7 +73,73 @@ class TokenView(APIView):
         user = authenticate(request, username=data["username"], password=data["password"])
         if user is None:
             raise InvalidCredentials()
-        return Response({"success": True, "token": services.token_for_user(user=user).key})
+        issued = services.token_issue(user=user, name=data["name"] or _device_name(request))
+        return Response({"success": True, "token": issued.key})
+
+
+def _device_name(request) -> str:
+    return request.headers.get("User-Agent", "")[:100] or "API token"
+
+
+class LogoutView(APIView):
+    """Revoke the token this request is made with (a session is not a token: nothing to revoke)."""
+
+    @extend_schema(request=None, responses={200: MESSAGE_RESPONSE})
+    def post(self, request):
+        if is_api_token(request.auth):
+            services.token_revoke(token=request.auth)
+        return Response({"success": True, "message": "Signed out: this token no longer works."})
+
+
+class LogoutAllView(APIView):
+    @extend_schema(request=None, responses={200: MESSAGE_RESPONSE})
+    def post(self, request):
+        revoked = services.tokens_revoke_all(user=request.user)
+        return Response({"success": True, "message": f"Signed out everywhere: {revoked} token(s) revoked."})
+
+
+class MeCreditsView(APIView):
+    @extend_schema(
+        parameters=[s.PageQuery],
+        responses={
+            200: envelope(
+                "CreditsResponse",
+                balance=IntegerField(),
+                entries=s.CreditEntryOutput(many=True),
+                next=CharField(allow_null=True),
+            )
+        },
+    )
+    def get(self, request):
+        query = validated_query(s.PageQuery, request)
+        entries, following = page_of(request, selectors.credit_ledger_for_user(user=request.user), query)
+        balance = selectors.credit_balance_for_user(user=request.user)
+        body = {"success": True, "balance": balance, "entries": s.CreditEntryOutput(entries, many=True).data}
+        return Response({**body, "next": following})
+
+
+class MeUsageView(APIView):
+    @extend_schema(responses={200: envelope("UsageResponse", usage=s.UsageOutput())})
+    def get(self, request):
+        return Response({"success": True, "usage": s.UsageOutput(selectors.usage_for_user(user=request.user)).data})
+
+
+def page_of(request, items, query) -> tuple[list, str | None]:
+    """One page of `items` by the validated `limit` and `offset` of a PageQuery, and the URL of the next (or None)."""
+    offset, limit = query["offset"], query["limit"]
+    page = list(items[offset : offset + limit + 1])
+    following = None
+    if len(page) > limit:
+        params = request.query_params.copy()
+        params["offset"] = str(offset + limit)
+        following = request.build_absolute_uri(f"{request.path}?{params.urlencode()}")
+    return page[:limit], following
+
+
+class WebhookSecretView(APIView):
+    @extend_schema(responses={200: envelope("WebhookSecretResponse", secret=CharField())})
+    def get(self, request):
+        return Response({"success": True, "secret": webhooks.webhook_secret_for_user(user=request.user)})
 
 
 class MeView(APIView):
@@ -124,35 +200,83 @@ class ProjectViewSet(viewsets.ViewSet):
         )
 
     @extend_schema(
-        request=s.PersonaInput,
+        request=s.GeneratePreviewInput,
         parameters=[PREFER_HEADER],
         responses={
-            200: envelope("PreviewGeneratedResponse", preview=s.PreviewWithImagesOutput(), message=CharField()),
-            202: PREVIEW_RESPONSE,
+            200: envelope(
+                "PreviewGeneratedResponse", preview=s.PreviewWithImagesOutput(),
+                previews=s.PreviewWithImagesOutput(many=True), message=CharField(),
+            ),
+            202: envelope("PreviewQueuedResponse", preview=s.PreviewOutput(), previews=s.PreviewOutput(many=True)),
         },
-    )
+    )  # fmt: skip
     @action(detail=True, methods=["post"], url_path="avatars/generate-preview", url_name="generate-preview")
     def generate_preview(self, request, pk=None):
         project = self._project(request, pk)
-        serializer = validated(s.PersonaInput, request.data)
-        preview = services.preview_request(
-            user=request.user, project=project, persona=serializer.persona(), seed=serializer.validated_data.get("seed")
-        )
+        serializer = validated(s.GeneratePreviewInput, request.data, context={"user": request.user})
+        data = serializer.validated_data
+        previews = services.previews_request(
+            user=request.user, project=project, persona=serializer.persona(), seed=data.get("seed"),
+            count=data["count"], webhook=data.get("webhook") or "",
+        )  # fmt: skip
         if wants_async(request):
-            return preview_accepted(request, preview)
-        events.preview_wait(preview=preview, timeout=settings.AVATAR_SYNC_WAIT)
-        error = services.preview_error(preview=preview)
-        if error is not None:
-            if error.code == GENERATION_TIMEOUT and preview.status in ACTIVE_PREVIEW_STATUSES:
-                # The wait ran out but the job goes on: say where to follow it.
-                error.headers["Location"] = reverse("api:preview-detail", kwargs={"pk": preview.pk})
+            return preview_accepted(request, previews[0], batch=previews)
+        deadline = time.monotonic() + settings.AVATAR_SYNC_WAIT
+        for preview in previews:
+            events.preview_wait(preview=preview, timeout=max(deadline - time.monotonic(), 0))
+        unfinished = [preview for preview in previews if preview.status in ACTIVE_PREVIEW_STATUSES]
+        if unfinished:
+            error = services.preview_error(preview=unfinished[0])
+            # The wait ran out but the job goes on: say where to follow it.
+            error.headers["Location"] = reverse("api:preview-detail", kwargs={"pk": unfinished[0].pk})
             raise error
+        if not any(preview.status == PreviewStatus.SUCCEEDED for preview in previews):
+            raise services.preview_error(preview=previews[0])
         body = {
             "success": True,
-            "preview": preview_data(request, preview, include_base64=True),
+            "preview": preview_data(request, previews[0], include_base64=True),
+            "previews": [preview_data(request, preview, include_base64=True) for preview in previews],
             "message": "Preview generated successfully. Review and save if you like it.",
         }
         return Response(body)
+
+    @extend_schema(
+        parameters=[s.PreviewListQuery],
+        responses={
+            200: envelope("PreviewListResponse", previews=s.PreviewOutput(many=True), next=CharField(allow_null=True))
+        },
+    )
+    @action(detail=True, methods=["get"], url_path="previews", url_name="previews")
+    def previews(self, request, pk=None):
+        project = self._project(request, pk)
+        query = validated_query(s.PreviewListQuery, request)
+        previews = selectors.preview_list_for_project(user=request.user, project=project, status=query.get("status"))
+        page, following = page_of(request, previews, query)
+        body = {"success": True, "previews": [preview_data(request, p) for p in page], "next": following}
+        return Response(body)
+
+    @extend_schema(
+        request={"multipart/form-data": s.UploadInput},
+        responses={201: envelope("AvatarUploadedResponse", avatar=s.AvatarOutput(), message=CharField())},
+    )
+    @action(
+        detail=True, methods=["post"], url_path="avatars/upload", url_name="upload",
+        parser_classes=[BoundedMultiPartParser],
+    )  # fmt: skip
+    def upload(self, request, pk=None):
+        project = self._project(request, pk)
+        serializer = validated(s.UploadInput, request.data)
+        data = serializer.validated_data
+        avatar = services.avatar_upload(
+            user=request.user, project=project, name=data["name"], image=data["image"],
+            persona=serializer.persona(prompt_field="generationPrompt"),
+        )  # fmt: skip
+        body = {
+            "success": True,
+            "avatar": s.AvatarOutput(avatar, context={"request": request}).data,
+            "message": "Photo uploaded",
+        }
+        return Response(body, status=status.HTTP_201_CREATED)
 
     @extend_schema(
         request=PolymorphicProxySerializer(
@@ -223,6 +347,18 @@ class ProjectViewSet(viewsets.ViewSet):
         return Response(body, status=status.HTTP_201_CREATED)
 
 
+MAX_PREFER_WAIT = 60
+
+
+def preferred_wait(request) -> int | None:
+    """RFC 7240 `Prefer: wait=N`: seconds to hold the answer, within 1-60; None when absent or not a number."""
+    for token in request.headers.get("Prefer", "").split(","):
+        name, _, value = token.split(";")[0].strip().partition("=")
+        if name.strip().lower() == "wait" and value.strip().isdigit():
+            return min(max(int(value.strip()), 1), MAX_PREFER_WAIT)
+    return None
+
+
 def wants_async(request) -> bool:
     """RFC 7240: `Prefer: respond-async` (possibly among other preferences)."""
     preferences = request.headers.get("Prefer", "")
@@ -234,8 +370,11 @@ def preview_data(request, preview, *, include_base64: bool = False) -> dict:
     return s.PreviewOutput(preview, context=context).data
 
 
-def preview_accepted(request, preview) -> Response:
-    response = Response({"success": True, "preview": preview_data(request, preview)}, status=status.HTTP_202_ACCEPTED)
+def preview_accepted(request, preview, *, batch=None) -> Response:
+    body = {"success": True, "preview": preview_data(request, preview)}
+    if batch is not None:
+        body["previews"] = [preview_data(request, p) for p in batch]
+    response = Response(body, status=status.HTTP_202_ACCEPTED)
     response["Location"] = reverse("api:preview-detail", kwargs={"pk": preview.pk})
     response["Preference-Applied"] = "respond-async"
     return response
@@ -249,14 +388,26 @@ class PreviewViewSet(viewsets.ViewSet):
         return selectors.preview_get_for_user(user=request.user, preview_id=pk)
 
     @extend_schema(
-        parameters=[OpenApiParameter("include", str, description="`base64` adds imageBase64 and thumbnailBase64")],
+        parameters=[
+            OpenApiParameter("include", str, description="`base64` adds imageBase64 and thumbnailBase64"),
+            OpenApiParameter(
+                "Prefer", str, OpenApiParameter.HEADER,
+                description="`wait=N` (1-60): hold the answer until the preview is finished or N seconds passed",
+            ),
+        ],
         responses={200: envelope("PreviewDetailResponse", preview=s.PreviewWithImagesOutput())},
-    )
+    )  # fmt: skip
     def retrieve(self, request, pk=None):
         preview = self._preview(request, pk)
         include = request.query_params.get("include", "")
         include_base64 = "base64" in [part.strip() for part in include.split(",")]
-        return Response({"success": True, "preview": preview_data(request, preview, include_base64=include_base64)})
+        wait = preferred_wait(request)
+        if wait is not None and not preview.is_finished:
+            events.preview_wait(preview=preview, timeout=wait)
+        response = Response({"success": True, "preview": preview_data(request, preview, include_base64=include_base64)})
+        if wait is not None:
+            response["Preference-Applied"] = f"wait={wait}"
+        return response
 
     @extend_schema(request=None, responses={200: PREVIEW_RESPONSE})
     @action(detail=True, methods=["post"])
@@ -286,6 +437,13 @@ class PreviewViewSet(viewsets.ViewSet):
         response["Cache-Control"] = "private, max-age=3600"
         response["X-Content-Type-Options"] = "nosniff"
         return response
+
+
+class PresetListView(APIView):
+    @extend_schema(responses={200: envelope("PresetListResponse", presets=s.PresetOutput(many=True))})
+    def get(self, request):
+        presets = s.PresetOutput(selectors.preset_list(), many=True, context={"request": request}).data
+        return Response({"success": True, "presets": presets})
 
 
 class AvatarViewSet(viewsets.ViewSet):

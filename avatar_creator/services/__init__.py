@@ -4,15 +4,30 @@ and nothing else writes. The public names are re-exported here: `from avatar_cre
 The preview job (its states, attempts, retries, cancel, expiry) is services/previews.py.
 """
 
-from avatar_creator.services.accounts import token_for_user, user_register
+from avatar_creator.services.accounts import (
+    IssuedToken,
+    token_issue,
+    token_revoke,
+    token_revoke_for_user,
+    tokens_revoke_all,
+    user_register,
+)
 from avatar_creator.services.avatars import (
     avatar_delete,
     avatar_rename,
     avatar_save_upload,
+    avatar_upload,
     avatars_generate,
     preview_save,
 )
-from avatar_creator.services.credits import credit_account_for_user, credits_add, credits_charge
+from avatar_creator.services.credits import (
+    credit_account_for_user,
+    credits_add,
+    credits_available_for_user,
+    credits_charge,
+    credits_hold,
+    credits_release,
+)
 from avatar_creator.services.previews import (
     AttemptOutcome,
     preview_attempt,
@@ -22,7 +37,10 @@ from avatar_creator.services.previews import (
     preview_fail,
     preview_request,
     previews_expire_due,
+    previews_queued_ids,
     previews_reap_stuck,
+    previews_request,
+    previews_requeue_stale,
     retry_delay,
 )
 from avatar_creator.services.projects import project_create, project_delete, project_touch, project_update
@@ -30,13 +48,18 @@ from avatar_creator.services.rates import parse_rate
 
 __all__ = [
     "AttemptOutcome",
+    "IssuedToken",
     "avatar_delete",
     "avatar_rename",
     "avatar_save_upload",
+    "avatar_upload",
     "avatars_generate",
     "credit_account_for_user",
     "credits_add",
+    "credits_available_for_user",
     "credits_charge",
+    "credits_hold",
+    "credits_release",
     "parse_rate",
     "preview_attempt",
     "preview_cancel",
@@ -46,12 +69,18 @@ __all__ = [
     "preview_request",
     "preview_save",
     "previews_expire_due",
+    "previews_request",
+    "previews_queued_ids",
     "previews_reap_stuck",
+    "previews_requeue_stale",
     "project_create",
     "project_delete",
     "project_touch",
     "project_update",
     "retry_delay",
-    "token_for_user",
+    "token_issue",
+    "token_revoke",
+    "token_revoke_for_user",
+    "tokens_revoke_all",
     "user_register",
 ]

@@ -5,14 +5,15 @@ import secrets
 import time
 
 from django.conf import settings
+from django.core.files import File
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from avatar_creator import files, images, selectors
-from avatar_creator.errors import InsufficientCredits, NotFound, PreviewNotAvailable, StorageFailed
-from avatar_creator.models import Avatar, Preview, PreviewStatus, Project, SourceType
+from avatar_creator import files, images
+from avatar_creator.errors import InsufficientCredits, NotFound, PreviewNotAvailable, ServiceError, StorageFailed
+from avatar_creator.models import Avatar, CreditHold, Preview, PreviewStatus, Project, SourceType
 from avatar_creator.prompts import NAME_MAX_CHARS, Persona
-from avatar_creator.services.credits import credits_charge
+from avatar_creator.services.credits import credits_available_for_user, credits_charge, credits_hold, credits_release
 from avatar_creator.services.previews import preview_error, preview_request
 from avatar_creator.services.projects import project_touch
 
@@ -33,8 +34,10 @@ def avatar_delete(*, avatar: Avatar) -> None:
         files.delete_after_commit(files.avatar_storage(), [avatar.image.name, avatar.thumbnail.name])
 
 
-def preview_save(*, user, project: Project, preview_id, name: str | None = None) -> tuple[Avatar, bool]:
-    """Save a succeeded preview as an avatar and charge for it, in one transaction.
+def preview_save(
+    *, user, project: Project, preview_id, name: str | None = None, hold: CreditHold | None = None
+) -> tuple[Avatar, bool]:
+    """Save a succeeded preview as an avatar and charge for it (out of `hold` when given), in one transaction.
 
     Returns (avatar, created). Saving the same preview again returns its avatar and charges nothing.
     """
@@ -72,7 +75,7 @@ def preview_save(*, user, project: Project, preview_id, name: str | None = None)
             preview=preview,
         )
         extension = preview.image.name.rsplit(".", 1)[-1]
-        _avatar_store(avatar=avatar, user=user, image=(image_bytes, extension), thumbnail=thumb_bytes)
+        _avatar_store(avatar=avatar, user=user, image=(image_bytes, extension), thumbnail=thumb_bytes, hold=hold)
     return avatar, True
 
 
@@ -92,31 +95,50 @@ def _default_avatar_name(preview: Preview) -> str:
 def avatar_save_upload(*, user, project: Project, name: str, image_base64: str, persona: Persona) -> Avatar:
     """The legacy save: the client sends the image bytes. They are decoded, checked and re-encoded, never trusted;
     the client's thumbnail is ignored and made anew from the image. `persona.prompt` is the generationPrompt."""
+    # Bytes that came with a generation prompt are the client's earlier preview; without one, an upload.
+    source_type = SourceType.AI_GENERATED if persona.prompt else SourceType.UPLOADED
     processed = images.process_image(images.decode_base64_image(image_base64), body_type=persona.body_type)
+    return _avatar_from_image(user=user, project=project, name=name, persona=persona, processed=processed,
+                              source_type=source_type, cost=settings.AVATAR_SAVE_COST)  # fmt: skip
+
+
+def avatar_upload(*, user, project: Project, name: str, image: File, persona: Persona) -> Avatar:
+    """The user's own photo (an uploaded file): its size checked before it is read, then checked as an image (up to
+    images.UPLOAD_MAX_SIDE a side), turned upright, stripped of its metadata, downscaled to images.MAX_SIDE and
+    re-encoded, with its own thumbnail. Costs AVATAR_UPLOAD_COST."""
+    images.refuse_oversized(image.size)
+    raw = image.read(images.MAX_IMAGE_BYTES + 1)
+    processed = images.process_image(raw, body_type=persona.body_type, max_side=images.UPLOAD_MAX_SIDE)
+    return _avatar_from_image(user=user, project=project, name=name, persona=persona, processed=processed,
+                              source_type=SourceType.UPLOADED, cost=settings.AVATAR_UPLOAD_COST)  # fmt: skip
+
+
+def _avatar_from_image(*, user, project: Project, name: str, persona: Persona, processed: images.ProcessedImage,
+                       source_type: str, cost: int) -> Avatar:  # fmt: skip
     avatar = Avatar(
         project=project,
         name=name,
-        # Bytes that came with a generation prompt are the client's earlier preview; without one, an upload.
-        source_type=SourceType.AI_GENERATED if persona.prompt else SourceType.UPLOADED,
+        source_type=source_type,
         generation_prompt=persona.prompt or "",
         **persona.fields(),
         width=processed.width,
         height=processed.height,
     )
     with transaction.atomic():
-        _avatar_store(
-            avatar=avatar,
-            user=user,
-            image=(processed.image_bytes, processed.extension),
-            thumbnail=processed.thumbnail_bytes,
-        )
+        _avatar_store(avatar=avatar, user=user, image=(processed.image_bytes, processed.extension),
+                      thumbnail=processed.thumbnail_bytes, cost=cost)  # fmt: skip
     return avatar
 
 
-def _avatar_store(*, avatar: Avatar, user, image: tuple[bytes, str], thumbnail: bytes) -> None:
-    """Charge, write the files and the row, inside the caller's transaction. A failure leaves nothing behind:
-    the transaction undoes the charge and the row, and the files written so far are deleted."""
-    entry = credits_charge(user=user, amount=settings.AVATAR_SAVE_COST, note=f"Avatar {avatar.name[:60]}")
+def _avatar_store(
+    *, avatar: Avatar, user, image: tuple[bytes, str], thumbnail: bytes, hold: CreditHold | None = None,
+    cost: int | None = None,
+) -> None:  # fmt: skip
+    """Charge (`cost`, by default AVATAR_SAVE_COST), write the files and the row, inside the caller's transaction.
+    A failure leaves nothing behind: the transaction undoes the charge and the row, and the files written so far
+    are deleted."""
+    cost = settings.AVATAR_SAVE_COST if cost is None else cost
+    entry = credits_charge(user=user, amount=cost, note=f"Avatar {avatar.name[:60]}", hold=hold)
     image_bytes, extension = image
     storage = files.avatar_storage()
     try:
@@ -144,35 +166,58 @@ def _avatar_store(*, avatar: Avatar, user, image: tuple[bytes, str], thumbnail: 
 def avatars_generate(
     *, user, project: Project, name: str, count: int, wait: bool, persona: Persona, seed: int | None = None
 ) -> tuple[list[Preview], list[Avatar]]:
-    """The legacy one-call flow: `count` variations, each saved and charged. Credits for all are checked first.
+    """The legacy one-call flow: `count` variations, each saved and charged.
 
-    With `wait`, generates and saves, and returns the avatars (at least one, or the first failure is raised);
-    without, returns the queued previews for the client to poll and save.
+    With `wait`, the credits for the whole count are held before anything is generated (InsufficientCredits, with
+    nothing created, when they are not there); each saved avatar is charged out of the hold and the rest is
+    released. Returns the avatars (at least one, or the first failure is raised), so the answer is what was charged.
+    Without `wait`, the credits are checked and the queued previews returned for the client to poll and save.
     """
-    from avatar_creator import events
-
     required = settings.AVATAR_SAVE_COST * count
-    balance = selectors.credit_balance_for_user(user=user)
-    if balance < required:
-        raise InsufficientCredits(
-            f"{count} avatar(s) cost {required} credits and you have {balance}.",
-            details={"required": required, "balance": balance},
-        )
+    message = f"{count} avatar(s) cost {{required}} credits and you have {{available}}."
+    if not wait:
+        available = credits_available_for_user(user=user)
+        if available < required:
+            raise InsufficientCredits(
+                message.format(required=required, available=available),
+                details={"required": required, "balance": available},
+            )
+        return _variations_request(user=user, project=project, persona=persona, seed=seed, count=count), []
+    hold = credits_hold(user=user, amount=required, ttl=settings.AVATAR_SYNC_WAIT + 60, message=message)
+    try:
+        previews = _variations_request(user=user, project=project, persona=persona, seed=seed, count=count)
+        avatars, first_error = _variations_save(user=user, project=project, name=name, previews=previews, hold=hold)
+    finally:
+        credits_release(hold=hold)
+    if not avatars:
+        raise first_error or preview_error(preview=previews[0])
+    return previews, avatars
+
+
+def _variations_request(*, user, project: Project, persona: Persona, seed: int | None, count: int) -> list[Preview]:
     base_seed = secrets.randbelow(2**32) if seed is None else seed
-    previews = [
+    return [
         preview_request(user=user, project=project, persona=persona, seed=(base_seed + i) % 2**32) for i in range(count)
     ]
-    if not wait:
-        return previews, []
+
+
+def _variations_save(*, user, project: Project, name: str, previews: list[Preview], hold: CreditHold):
+    """Wait for each preview and save the ones that succeeded; a save that fails is skipped, not half-reported."""
+    from avatar_creator import events
+
     deadline = time.monotonic() + settings.AVATAR_SYNC_WAIT
-    avatars = []
+    avatars, first_error = [], None
     for i, preview in enumerate(previews, start=1):
         events.preview_wait(preview=preview, timeout=max(deadline - time.monotonic(), 0))
         if preview.status != PreviewStatus.SUCCEEDED:
             continue
-        avatar_name = f"{name} - Variation {i}" if count > 1 else name
-        avatar, _ = preview_save(user=user, project=project, preview_id=preview.pk, name=avatar_name[:NAME_MAX_CHARS])
+        avatar_name = f"{name} - Variation {i}" if len(previews) > 1 else name
+        try:
+            avatar, _ = preview_save(
+                user=user, project=project, preview_id=preview.pk, name=avatar_name[:NAME_MAX_CHARS], hold=hold
+            )
+        except ServiceError as exc:
+            first_error = first_error or exc
+            continue
         avatars.append(avatar)
-    if not avatars:
-        raise preview_error(preview=previews[0])
-    return previews, avatars
+    return avatars, first_error

@@ -14,16 +14,19 @@ import logging
 import math
 import random
 import secrets
+import threading
+import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 
 import kombu.exceptions
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from avatar_creator import files, images
+from avatar_creator import events, files, images
 from avatar_creator import generators as gen
 from avatar_creator.errors import PreviewNotAvailable, QueueUnavailable, ServiceError
 from avatar_creator.models import ACTIVE_PREVIEW_STATUSES, Avatar, Preview, PreviewStatus, Project
@@ -35,7 +38,9 @@ logger = logging.getLogger(__name__)
 _DEADLINE_MESSAGE = "The preview did not finish in time. Try again."
 _STORE_FAILED_MESSAGE = "The generated image could not be stored. Try again in a moment."
 _ABANDONED_MESSAGE = "The preview stopped making progress and was abandoned. Try again."
-_THUMBNAIL_MIN_SIDE = images.THUMBNAIL_SIZE * 3 // 2
+# The largest image an image API may send (it is downscaled to images.MAX_SIDE when stored).
+_UPSTREAM_MAX_SIDE = 4096
+_PROCESS_STARTED = timezone.now()
 
 
 def preview_request(*, user, project: Project, persona: Persona | None = None, seed: int | None = None,
@@ -47,31 +52,49 @@ def preview_request(*, user, project: Project, persona: Persona | None = None, s
     (the preview is then marked failed, so nothing stays queued forever).
     """
     persona = persona.replace(**fields) if persona is not None else Persona(**fields)
-    preview_rate_check(user=user)
+    return previews_request(user=user, project=project, persona=persona, seed=seed, count=1)[0]
+
+
+def previews_request(*, user, project: Project, persona: Persona, seed: int | None = None, count: int = 1,
+                     webhook: str = "") -> list[Preview]:  # fmt: skip
+    """Create `count` queued previews of one persona, seeds `seed`, `seed+1`, ... (a random base when None),
+    sharing one batch id, and queue each once committed. The whole batch is admitted by the preview rate or
+    refused before any row is written; errors as preview_request."""
     if seed is None:
         seed = secrets.randbelow(2**32)
     width, height = persona.dimensions
     now = timezone.now()
+    batch_id = uuid.uuid4()
     with transaction.atomic():
-        preview = Preview.objects.create(
-            owner=user,
-            project=project,
-            prompt=persona.prompt,
-            **persona.fields(),
-            enhanced_prompt=persona.enhanced_prompt,
-            negative_prompt=persona.negative_prompt,
-            seed=seed,
-            width=width,
-            height=height,
-            generator=settings.AVATAR_GENERATOR,
-            deadline_at=now + timedelta(seconds=settings.AVATAR_PREVIEW_DEADLINE),
-            expires_at=now + timedelta(seconds=settings.AVATAR_PREVIEW_TTL),
-        )
-        transaction.on_commit(partial(_preview_enqueue, preview_id=preview.pk))
-    preview.refresh_from_db()
-    if preview.status == PreviewStatus.FAILED and preview.error_code == QueueUnavailable.code:
-        raise QueueUnavailable(details={"previewId": str(preview.pk)})
-    return preview
+        # Admission and creation in one transaction: the check holds the user's row lock until the rows exist.
+        preview_rate_check(user=user, count=count)
+        previews = [
+            Preview.objects.create(
+                owner=user,
+                project=project,
+                prompt=persona.prompt,
+                **persona.fields(),
+                enhanced_prompt=persona.enhanced_prompt,
+                negative_prompt=persona.negative_prompt,
+                seed=(seed + i) % 2**32,
+                width=width,
+                height=height,
+                generator=settings.AVATAR_GENERATOR,
+                deadline_at=now + timedelta(seconds=settings.AVATAR_PREVIEW_DEADLINE),
+                expires_at=now + timedelta(seconds=settings.AVATAR_PREVIEW_TTL),
+                batch_id=batch_id,
+                webhook_url=webhook,
+            )
+            for i in range(count)
+        ]
+        for preview in previews:
+            transaction.on_commit(partial(_preview_enqueue, preview_id=preview.pk))
+    for preview in previews:
+        preview.refresh_from_db()
+    refused = [p for p in previews if p.status == PreviewStatus.FAILED and p.error_code == QueueUnavailable.code]
+    if refused:
+        raise QueueUnavailable(details={"previewId": str(refused[0].pk)})
+    return previews
 
 
 def _preview_enqueue(*, preview_id) -> None:
@@ -87,15 +110,32 @@ def _preview_enqueue(*, preview_id) -> None:
 def _preview_change(preview_id, change) -> Preview | None:
     """The one way a preview's state changes. Locks the row and calls `change(preview)`, which looks at the state
     as it is now and returns the fields it set (nothing: leave the row as it is); saves them in the same
-    transaction. Returns the preview as left, or None when its row is gone."""
+    transaction. Returns the preview as left, or None when its row is gone.
+
+    Once committed, the change is published (events.py): its new `version` is the event id; a preview that left the
+    queue moves the others' positions; a preview that finished has its webhook delivered."""
     with transaction.atomic():
         preview = Preview.objects.select_for_update().filter(pk=preview_id).first()
         if preview is None:
             return None
+        was_queued, was_finished = preview.status == PreviewStatus.QUEUED, preview.is_finished
         fields = change(preview)
         if fields:
-            preview.save(update_fields=fields)
+            preview.version += 1
+            preview.save(update_fields=[*fields, "version"])
+            completed = bool(preview.webhook_url) and preview.is_finished and not was_finished
+            transaction.on_commit(partial(_preview_published, preview_id=preview.pk, version=preview.version,
+                                          left_queue=was_queued and preview.status != PreviewStatus.QUEUED,
+                                          completed=completed))  # fmt: skip
     return preview
+
+
+def _preview_published(*, preview_id, version: int, left_queue: bool, completed: bool) -> None:
+    from avatar_creator import queue  # as in _preview_enqueue
+
+    events.preview_changed(preview_id, version=version, left_queue=left_queue)
+    if completed:
+        queue.enqueue_webhook(preview_id)
 
 
 def _set(preview: Preview, **values) -> list[str]:
@@ -120,20 +160,32 @@ class AttemptOutcome:
 def preview_attempt(*, preview_id) -> AttemptOutcome:
     """Run one generation attempt for a preview. Idempotent: a finished preview is never generated again."""
 
+    took = False
+
     def start(preview):
+        nonlocal took
         if preview.is_finished:
             return None
         now = timezone.now()
+        if preview.status == PreviewStatus.RUNNING and not _heartbeat_stale(preview, now=now):
+            # Another worker has it (a redelivered twin of a job the reaper re-queued): never run it twice at once.
+            return None
         if now >= preview.deadline_at:
             return _failed(preview, code=gen.GENERATION_TIMEOUT, message=_DEADLINE_MESSAGE)
+        took = True
         return _set(preview, status=PreviewStatus.RUNNING, started_at=preview.started_at or now,
-                    attempts=preview.attempts + 1)  # fmt: skip
+                    attempts=preview.attempts + 1, heartbeat_at=now, next_attempt_at=None)  # fmt: skip
 
     preview = _preview_change(preview_id, start)
     if preview is None:
         logger.info("preview %s is gone; nothing to run", preview_id)
         return AttemptOutcome(status="missing")
-    if preview.status != PreviewStatus.RUNNING:
+    if not took:
+        if preview.status == PreviewStatus.RUNNING:
+            # Maybe alive, maybe a dead worker's last beat: look again once that beat would be stale.
+            stale_at = preview.heartbeat_at + timedelta(seconds=settings.AVATAR_HEARTBEAT_STALE)
+            wait = max((stale_at - timezone.now()).total_seconds(), 0) + settings.AVATAR_HEARTBEAT_INTERVAL
+            return AttemptOutcome(status=preview.status, retry_in=wait)
         return AttemptOutcome(status=preview.status)
 
     request = gen.GenerationRequest(
@@ -142,28 +194,29 @@ def preview_attempt(*, preview_id) -> AttemptOutcome:
         num_inference_steps=settings.FLUX_STEPS, guidance_scale=settings.FLUX_GUIDANCE_SCALE,
     )  # fmt: skip
     try:
-        result = gen.get_generator().generate(request)
-        # The generator checked the bytes with images.py and kept the pixels; only a backend that did not needs
-        # a decode here, at thumbnail scale (the image is stored as the API sent it).
-        pixels = result.pixels or images.load_image(result.image_bytes, max_side=4096, min_side=_THUMBNAIL_MIN_SIDE)
-        thumbnail = images.make_thumbnail(pixels, body_type=preview.body_type)
+        with _heartbeat(preview.pk):
+            result = gen.get_generator().generate(request)
+        # The upstream's bytes are never published as they came (a JPEG may carry HTML or a script after its
+        # image data): they are decoded and re-encoded by images.py, like an upload, with our own thumbnail.
+        processed = images.process_image(result.image_bytes, body_type=preview.body_type, max_side=_UPSTREAM_MAX_SIDE)
     except gen.GenerationError as exc:
         return _preview_after_error(preview_id=preview.pk, error=exc)
     except images.ImageRejected as exc:
         error = gen.GenerationError(gen.GENERATION_FAILED, f"The image API sent an unusable image: {exc.message}",
                                     retryable=True)  # fmt: skip
         return _preview_after_error(preview_id=preview.pk, error=error)
-    return _preview_store_result(preview_id=preview.pk, result=result, thumbnail=thumbnail)
+    return _preview_store_result(preview_id=preview.pk, result=result, processed=processed)
 
 
-def _preview_store_result(*, preview_id, result: gen.GenerationResult, thumbnail: bytes) -> AttemptOutcome:
+def _preview_store_result(*, preview_id, result: gen.GenerationResult,
+                          processed: images.ProcessedImage) -> AttemptOutcome:  # fmt: skip
     storage = files.preview_storage()
-    extension = files.extension_for(result.content_type)
     try:
         image_name, thumb_name = files.write_all(
             storage,
-            [(files.new_name(extension=extension), result.image_bytes), (files.new_name(suffix="-thumb"), thumbnail)],
-        )
+            [(files.new_name(extension=processed.extension), processed.image_bytes),
+             (files.new_name(suffix="-thumb"), processed.thumbnail_bytes)],
+        )  # fmt: skip
     except Exception as exc:
         # Any storage backend fault (disk full, S3 down): retried like a transient generation fault, never a
         # task crash that would leave the preview `running` until the reaper finds it.
@@ -179,7 +232,7 @@ def _preview_store_result(*, preview_id, result: gen.GenerationResult, thumbnail
         preview.image.name, preview.thumbnail.name = image_name, thumb_name
         return ["image", "thumbnail"] + _set(
             preview, status=PreviewStatus.SUCCEEDED, model_used=result.model,
-            duration_ms=int(result.duration_s * 1000), width=result.width, height=result.height, error_code="",
+            duration_ms=int(result.duration_s * 1000), width=processed.width, height=processed.height, error_code="",
             error_message="", finished_at=timezone.now(),
         )  # fmt: skip
 
@@ -202,8 +255,10 @@ def _preview_after_error(*, preview_id, error: gen.GenerationError) -> AttemptOu
         if wait is None or preview.attempts >= settings.AVATAR_MAX_ATTEMPTS or out_of_time:
             wait = None
             return _failed(preview, code=error.code, message=error.message, retry_after=error.retry_after)
-        # Waiting for the retry: queued again, with the reason kept for anyone polling.
-        return _set(preview, status=PreviewStatus.QUEUED, error_code=error.code, error_message=error.message)
+        # Waiting for the retry: queued again, with the reason and the time it starts kept for anyone watching.
+        next_attempt_at = timezone.now() + timedelta(seconds=wait)
+        return _set(preview, status=PreviewStatus.QUEUED, error_code=error.code, error_message=error.message,
+                    retry_after=error.retry_after, next_attempt_at=next_attempt_at)  # fmt: skip
 
     preview = _preview_change(preview_id, settle)
     if preview is None:
@@ -281,8 +336,69 @@ def _preview_expire(*, preview_id) -> None:
     _preview_change(preview_id, expire)
 
 
+def _heartbeat_stale(preview: Preview, *, now) -> bool:
+    stale_before = now - timedelta(seconds=settings.AVATAR_HEARTBEAT_STALE)
+    return preview.heartbeat_at is None or preview.heartbeat_at < stale_before
+
+
+@contextmanager
+def _heartbeat(preview_id):
+    """While an attempt runs, beat `heartbeat_at` every AVATAR_HEARTBEAT_INTERVAL seconds from a side thread, so
+    that the reaper can tell a dead worker (no beat) from a slow generation. Not a change of state: no event."""
+    stop = threading.Event()
+
+    def beat():
+        try:
+            while not stop.wait(settings.AVATAR_HEARTBEAT_INTERVAL):
+                Preview.objects.filter(pk=preview_id, status=PreviewStatus.RUNNING).update(heartbeat_at=timezone.now())
+        except Exception as exc:  # a missed beat only makes the reaper look sooner; never fail the attempt for it
+            logger.warning("heartbeat of preview %s failed: %s", preview_id, exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{preview_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=1)
+
+
+def previews_requeue_stale() -> int:
+    """Queue again the running previews whose worker stopped beating (killed, out of memory): they run again as soon
+    as a worker takes them, and the start of that attempt refuses a second copy while one is alive."""
+    now = timezone.now()
+    stale_before = now - timedelta(seconds=settings.AVATAR_HEARTBEAT_STALE)
+    stale = Preview.objects.filter(status=PreviewStatus.RUNNING, heartbeat_at__lt=stale_before, deadline_at__gt=now)
+
+    def requeue(preview):
+        if preview.status != PreviewStatus.RUNNING or not _heartbeat_stale(preview, now=timezone.now()):
+            return None
+        if preview.attempts >= settings.AVATAR_MAX_ATTEMPTS:
+            return _failed(preview, code=gen.GENERATION_TIMEOUT, message=_ABANDONED_MESSAGE)
+        return _set(preview, status=PreviewStatus.QUEUED, heartbeat_at=None, next_attempt_at=None)
+
+    count = 0
+    for preview_id in list(stale.values_list("pk", flat=True)):
+        preview = _preview_change(preview_id, requeue)
+        if preview is not None and preview.status == PreviewStatus.QUEUED:
+            logger.warning("preview %s lost its worker; queued again", preview_id)
+            _preview_enqueue(preview_id=preview_id)
+            count += 1
+    return count
+
+
+def previews_queued_ids(*, before=None) -> list:
+    """The previews waiting in the queue that were created before `before` (default: when this process started):
+    what a restart of the embedded default left behind, to be picked up again."""
+    before = before or _PROCESS_STARTED
+    return list(Preview.objects.filter(status=PreviewStatus.QUEUED, created_at__lt=before).values_list("pk", flat=True))
+
+
 def previews_reap_stuck() -> int:
-    """Fail previews still queued/running well past their deadline: their worker vanished."""
+    """Queue again the previews whose worker died; fail those still queued/running well past their deadline."""
+    previews_requeue_stale()
     grace = timedelta(seconds=settings.FLUX_TIMEOUT + 30)
     stuck = Preview.objects.filter(
         status__in=ACTIVE_PREVIEW_STATUSES, deadline_at__lte=timezone.now() - grace

@@ -15,6 +15,7 @@ from avatar_creator.prompts import (
     PersonaField,
 )
 
+VARIATION_CHOICES = [(1, "1"), (2, "2"), (4, "4")]
 PROMPT_EXAMPLE = "Professional Indonesian woman with a modern hijab, warm smile, soft office light"
 
 # The UI's own wording for some choices and placeholders; the values are the API's vocabulary.
@@ -94,7 +95,21 @@ def persona_form_field(spec: PersonaField) -> forms.Field:
     return forms.CharField(label=spec.label, max_length=spec.max_length, required=False, widget=widget)
 
 
-class PreviewForm(PlainLabels, forms.Form):
+class PersonaFormFields:
+    def persona_fields(self) -> list:
+        """The bound persona fields, in PERSONA_FIELDS order (the template renders them in a loop)."""
+        return [self[spec.name] for spec in PERSONA_FIELDS]
+
+
+def with_persona_fields(form_class):
+    """Add the persona fields (prompts.PERSONA_FIELDS) after the declared ones: a new persona field needs no change
+    here."""
+    form_class.base_fields.update({spec.name: persona_form_field(spec) for spec in PERSONA_FIELDS})
+    form_class.declared_fields.update({spec.name: form_class.base_fields[spec.name] for spec in PERSONA_FIELDS})
+    return form_class
+
+
+class PreviewForm(PersonaFormFields, PlainLabels, forms.Form):
     """Phase 1: the description of the person. The persona fields are built from prompts.PERSONA_FIELDS."""
 
     prompt = forms.CharField(
@@ -106,25 +121,62 @@ class PreviewForm(PlainLabels, forms.Form):
         ),
     )
 
-    def persona_fields(self) -> list:
-        """The bound persona fields, in PERSONA_FIELDS order (the template renders them in a loop)."""
-        return [self[spec.name] for spec in PERSONA_FIELDS]
-
     def persona(self) -> Persona:
         """The cleaned fields as a Persona: blanks become None."""
         return Persona.from_data(self.cleaned_data)
 
     @classmethod
     def for_preview(cls, preview) -> "PreviewForm":
-        """The form filled with what the user typed for this preview (to try again after an error)."""
+        """The form filled with what the user typed for this preview (to try again after an error), or with any
+        other starting point that has the persona's fields (a preset, a saved avatar)."""
         persona = Persona.of(preview)
         return cls(initial={"prompt": persona.prompt, **{k: v or "" for k, v in persona.fields().items()}})
 
 
+class VariationsForm(forms.Form):
+    """How many previews one request makes (the API's `count`); shown inside the preview form."""
+
+    count = forms.TypedChoiceField(
+        label="Variations",
+        choices=VARIATION_CHOICES,
+        coerce=int,
+        initial=1,
+        required=False,
+        empty_value=1,
+        widget=forms.RadioSelect,
+        help_text="Several candidates from one description; save the ones you like.",
+    )
+
+
 # The persona fields follow the prompt, in PERSONA_FIELDS order: a new persona field needs no change here.
-PreviewForm.base_fields.update({spec.name: persona_form_field(spec) for spec in PERSONA_FIELDS})
-PreviewForm.declared_fields.update({spec.name: PreviewForm.base_fields[spec.name] for spec in PERSONA_FIELDS})
+with_persona_fields(PreviewForm)
 
 
 class SaveForm(PlainLabels, forms.Form):
     name = forms.CharField(max_length=NAME_MAX_CHARS, required=False)
+
+
+class UploadForm(PersonaFormFields, PlainLabels, forms.Form):
+    """An own photo: the file (checked by images.py, not by the form), a name and the persona fields."""
+
+    image = forms.FileField(
+        label="Photo",
+        help_text="JPEG, PNG or WebP, up to 10 MB and 4096 pixels a side.",
+        widget=forms.ClearableFileInput(attrs={"accept": "image/jpeg,image/png,image/webp", "data-photo-input": ""}),
+    )
+    name = forms.CharField(max_length=NAME_MAX_CHARS)
+
+    def persona(self) -> Persona:
+        return Persona.from_data(self.cleaned_data, prompt="")
+
+
+with_persona_fields(UploadForm)
+
+
+class TokenForm(PlainLabels, forms.Form):
+    name = forms.CharField(
+        max_length=100,
+        label="Token name",
+        help_text="Which device or script it is for, so you can tell your tokens apart.",
+        widget=forms.TextInput(attrs={"placeholder": "e.g. Laptop script", "autocomplete": "off"}),
+    )

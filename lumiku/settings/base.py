@@ -4,9 +4,13 @@ The defaults here are the embedded local ones: SQLite, tasks in-process, local m
 offline generator, so the app runs with nothing installed but Python.
 """
 
+import os
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+
+from .seed_env import database_config, redis_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -28,13 +32,22 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "rest_framework.authtoken",
+    "knox",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
+    "corsheaders",
     "avatar_creator",
 ]
 
 MIDDLEWARE = [
+    # First: load balancer probes answer before the Host check, the HTTPS redirect and the session (lumiku/health.py).
+    "lumiku.health.HealthCheckMiddleware",
+    # Then /metrics (same reason), and the count and time of every other request (lumiku/metrics.py).
+    "lumiku.metrics.MetricsMiddleware",
+    # A request id on every log line of the request, echoed as X-Request-ID (lumiku/observability.py).
+    "lumiku.observability.RequestIdMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -44,7 +57,17 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Under DEBUG, /api/ errors keep the JSON envelope instead of Django's debug pages (lumiku/errors.py).
+    "lumiku.errors.ApiDebugErrorMiddleware",
 ]
+
+# A front-end on another origin may call the API with a Bearer token; no cookies cross origins.
+CORS_ALLOWED_ORIGINS = env.list("DJANGO_CORS_ALLOWED_ORIGINS", default=[])
+CORS_URLS_REGEX = r"^/api/.*$"
+CORS_ALLOW_CREDENTIALS = False
+CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type", "prefer", "last-event-id")
+CORS_EXPOSE_HEADERS = ("location", "retry-after", "preference-applied")
+CORS_PREFLIGHT_MAX_AGE = 3600
 
 ROOT_URLCONF = "lumiku.urls"
 WSGI_APPLICATION = "lumiku.wsgi.application"
@@ -67,7 +90,8 @@ TEMPLATES = [
 ]
 
 DATABASES = {
-    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+    # Through seed_env: the seed's `?schema=public` URL works unchanged (see lumiku/settings/seed_env.py).
+    "default": database_config(env("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")),
 }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
@@ -78,6 +102,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    # Refuses passwords of only whitespace, and revokes every API token when a password changes.
+    {"NAME": "avatar_creator.services.accounts.NotOnlyWhitespaceValidator"},
 ]
 # The database store, minus a 500 on crafted session cookies (see avatar_creator/sessions.py).
 SESSION_ENGINE = "avatar_creator.sessions"
@@ -126,7 +152,8 @@ else:
     }
 
 # Celery: without a broker, tasks run in-process (eagerly) so the app needs nothing but Python.
-REDIS_URL = env("REDIS_URL", default="")
+# REDIS_URL, or the seed's REDIS_HOST / REDIS_PORT (lumiku/settings/seed_env.py).
+REDIS_URL = redis_url(os.environ)
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
@@ -153,8 +180,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_BEAT_SCHEDULE = {
     "purge-expired-previews": {"task": "avatar_creator.tasks.purge_expired_previews", "schedule": 300.0},
-    "reap-stuck-previews": {"task": "avatar_creator.tasks.reap_stuck_previews", "schedule": 60.0},
+    # Often, so that a preview whose worker died runs again well within a minute (see AVATAR_HEARTBEAT_STALE).
+    "reap-stuck-previews": {"task": "avatar_creator.tasks.reap_stuck_previews", "schedule": 15.0},
 }
+# Without a broker nobody runs Celery beat: expired previews are purged from the request path instead, at most once
+# per this many seconds (avatar_creator/housekeeping.py); 0 turns that off.
+AVATAR_HOUSEKEEPING_INTERVAL = env.int("AVATAR_HOUSEKEEPING_INTERVAL", default=0 if CELERY_BROKER_URL else 300)
 
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
@@ -175,10 +206,23 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "avatar_creator.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {"auth": env("AUTH_THROTTLE_RATE", default="10/min")},
-    # How many proxies stand in front of the app: the client address a throttle counts is taken that many entries
-    # from the end of X-Forwarded-For. 0 means REMOTE_ADDR; unset, DRF would trust the client's own header.
-    "NUM_PROXIES": env.int("DJANGO_NUM_PROXIES", default=0),
+    # DRF's own X-Forwarded-For reading is not used (see TRUSTED_PROXIES); 0 keeps it on REMOTE_ADDR regardless.
+    "NUM_PROXIES": 0,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+# The proxies (addresses or networks) whose X-Forwarded-For is believed; every throttle keys on the client address
+# they vouch for (avatar_creator/throttling.py `client_address`). None by default: REMOTE_ADDR is the client.
+TRUSTED_PROXIES = env.list("DJANGO_TRUSTED_PROXIES", default=[])
+# API tokens (django-rest-knox): hashed, one per device, expiring after AVATAR_TOKEN_TTL seconds.
+KNOX_TOKEN_MODEL = "avatar_creator.ApiToken"  # noqa: S105 - a model name, not a secret
+# Knox's own migrations would create its unused AuthToken table (the model is swapped for ApiToken above).
+MIGRATION_MODULES = {"knox": None}
+AVATAR_TOKEN_TTL = env.int("AVATAR_TOKEN_TTL", default=30 * 24 * 3600)
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(seconds=AVATAR_TOKEN_TTL),
+    "AUTH_HEADER_PREFIX": "Bearer",
+    # 40 hex characters (160 bits), the shape clients already know from the first version's tokens.
+    "AUTH_TOKEN_CHARACTER_LENGTH": 40,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Lumiku Avatar Creator API",
@@ -214,9 +258,14 @@ AVATAR_GENERATOR = env("AVATAR_GENERATOR", default="huggingface" if HUGGINGFACE_
 
 # The product's economics and limits.
 AVATAR_SAVE_COST = env.int("AVATAR_SAVE_COST", default=10)
+AVATAR_UPLOAD_COST = env.int("AVATAR_UPLOAD_COST", default=0)
 AVATAR_SIGNUP_CREDITS = env.int("AVATAR_SIGNUP_CREDITS", default=100)
+# Where a user gets more credits (a shop); empty: the Credits & usage page says to ask the site's operator.
+AVATAR_GET_CREDITS_URL = env("AVATAR_GET_CREDITS_URL", default="")
 AVATAR_PREVIEW_TTL = env.int("AVATAR_PREVIEW_TTL", default=24 * 3600)
 AVATAR_PREVIEW_RATE = env("AVATAR_PREVIEW_RATE", default="60/hour")
+# Previews one user may have queued or running at once: no account can fill the queue (or the web threads).
+AVATAR_MAX_ACTIVE_PREVIEWS = env.int("AVATAR_MAX_ACTIVE_PREVIEWS", default=4)
 # How long a waiting (synchronous) generate-preview holds the request before answering 504.
 AVATAR_SYNC_WAIT = env.float("AVATAR_SYNC_WAIT", default=180.0)
 # A preview's whole life in the queue, retries included; the reaper fails it after this.
@@ -226,11 +275,37 @@ AVATAR_MAX_ATTEMPTS = env.int("AVATAR_MAX_ATTEMPTS", default=5)
 AVATAR_RETRY_MAX_WAIT = env.float("AVATAR_RETRY_MAX_WAIT", default=60.0)
 AVATAR_RETRY_BASE_DELAY = env.float("AVATAR_RETRY_BASE_DELAY", default=2.0)
 
+# Live results (avatar_creator/events.py): the Redis that carries preview events between processes. Empty: the
+# Celery broker when that is Redis, else (no broker, the embedded default) a notifier inside the process.
+AVATAR_EVENTS_URL = env("AVATAR_EVENTS_URL", default=REDIS_URL)
+# Without a broker, previews run on this many background threads of the web process (queue.py).
+AVATAR_BACKGROUND_WORKERS = env.int("AVATAR_BACKGROUND_WORKERS", default=2)
+# A running attempt beats every INTERVAL seconds; the reaper re-queues one whose beat is older than STALE.
+AVATAR_HEARTBEAT_INTERVAL = env.float("AVATAR_HEARTBEAT_INTERVAL", default=2.0)
+AVATAR_HEARTBEAT_STALE = env.float("AVATAR_HEARTBEAT_STALE", default=10.0)
+# Webhooks: private, loopback and link-local targets (and plain http) only when this is true (local tests).
+AVATAR_WEBHOOK_ALLOW_PRIVATE = env.bool("AVATAR_WEBHOOK_ALLOW_PRIVATE", default=False)
+AVATAR_WEBHOOK_TIMEOUT = env.float("AVATAR_WEBHOOK_TIMEOUT", default=5.0)
+
+# Prometheus metrics at /metrics, only with this bearer token set (lumiku/metrics.py).
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# `plain` lines, or `json`: one object a line with request_id and preview_id (lumiku/observability.py).
+LOG_FORMAT = env("LOG_FORMAT", default="plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "lumiku.observability.ContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "lumiku.observability.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.request": {"level": "ERROR"}},
 }

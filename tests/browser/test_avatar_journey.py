@@ -5,11 +5,14 @@ for it returns. The waiting step is reached by holding the queue (the enqueue do
 preview from the test, as a worker would.
 """
 
+import time
+
 import pytest
 from playwright.sync_api import expect
 
 from avatar_creator import services
 from avatar_creator.models import Avatar, CreditAccount, Preview, PreviewStatus
+from avatar_creator.services import previews
 from tests.browser.conftest import screenshot
 from tests.browser.steps import (
     PROMPT,
@@ -200,12 +203,15 @@ def test_image_api_refusing_the_key_shows_the_error_and_charges_nothing(open_pag
 
 
 def test_escape_during_generation_keeps_the_modal_closed_and_discards_the_late_preview(
-    open_page, settings, fake_image_api
+    open_page, settings, fake_image_api, monkeypatch
 ):
     settings.AVATAR_GENERATOR = "huggingface"
     settings.HUGGINGFACE_API_KEY = "hf_test_key"
     settings.HF_INFERENCE_URL = fake_image_api.url + "/models/XLabs-AI/flux-RealismLora"
     fake_image_api.script(Reply("ok", delay=1.5))
+    # Generation runs in the background now; a slow admission keeps the request in flight long enough to see it.
+    admit = previews.preview_rate_check
+    monkeypatch.setattr(previews, "preview_rate_check", lambda **kw: (time.sleep(1.0), admit(**kw))[1])
     page = open_page()
     sign_up(page, "gilang")
     create_project(page, "Campaign")
@@ -217,6 +223,8 @@ def test_escape_during_generation_keeps_the_modal_closed_and_discards_the_late_p
     expect(modal.get_by_role("button", name="Generate preview")).to_be_disabled()
     screenshot(page, "generating")
 
+    # Generation runs in the background: the preview finishes while the modal waits; Escape once it is shown.
+    expect_phase_two(page)
     page.keyboard.press("Escape")
     expect(modal).to_be_hidden()
     assert wait_until(lambda: Preview.objects.filter(status=PreviewStatus.EXPIRED).exists())
