@@ -119,7 +119,9 @@ def preview_queue_position(*, preview: Preview) -> int | None:
     """1 = next to start, among every queued preview (first come, first served); None unless queued."""
     if preview.status != PreviewStatus.QUEUED:
         return None
-    return Preview.objects.filter(status=PreviewStatus.QUEUED, created_at__lt=preview.created_at).count() + 1
+    # A batch's previews share one creation time; they are queued in seed order.
+    ahead = Q(created_at__lt=preview.created_at) | Q(created_at=preview.created_at, seed__lt=preview.seed)
+    return Preview.objects.filter(ahead, status=PreviewStatus.QUEUED).count() + 1
 
 
 def generation_seconds(*, generator: str) -> float | None:

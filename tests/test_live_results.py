@@ -74,6 +74,15 @@ def test_preview_json_reports_queue_position_and_eta(alice_api, alice, project):
     assert (first["queuePosition"], first["etaSeconds"]) == (1, 5)
 
 
+def test_preview_json_queue_positions_of_one_batch_follow_the_seeds(alice_api, alice, project):
+    created = timezone.now()  # a batch's previews are created together
+    batch = [make_preview(alice, project, seed=seed, created_at=created) for seed in (42, 41, 43)]
+
+    positions = [alice_api.get(detail(p.pk)).json()["preview"]["queuePosition"] for p in batch]
+
+    assert positions == [2, 1, 3]
+
+
 def test_preview_json_has_no_position_once_finished(alice_api, alice, project):
     done = make_preview(alice, project, status=PreviewStatus.SUCCEEDED)
     preview = alice_api.get(detail(done.pk)).json()["preview"]
