@@ -202,6 +202,13 @@ class ApiTokenAdmin(_RevokeOnlyAdmin):
     search_fields = ["user__username", "name"]
     list_filter = ["created"]
 
+    # Through the service, which also drops the revoked tokens from the token cache.
+    def delete_model(self, request, obj):
+        services.token_revoke(token=obj)
+
+    def delete_queryset(self, request, queryset):
+        services.tokens_revoke(tokens=queryset)
+
 
 @admin.register(Preset)
 class PresetAdmin(admin.ModelAdmin):

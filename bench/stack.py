@@ -251,9 +251,17 @@ class Process:
 
 class Stack:
     def __init__(
-        self, *, latency: float, web_workers: int, web_threads: int, keep_logs: bool = False, image: str = "photo"
+        self,
+        *,
+        latency: float,
+        web_workers: int,
+        web_threads: int,
+        keep_logs: bool = False,
+        image: str = "photo",
+        extra_env: dict[str, str] | None = None,
     ):
         self.latency = latency
+        self.extra_env = extra_env or {}
         self.image = image
         self.web_workers = web_workers
         self.web_threads = web_threads
@@ -261,6 +269,9 @@ class Stack:
         self.tmp = Path(tempfile.mkdtemp(prefix="lumiku-bench-"))
         self.log_dir = self.tmp / "logs"
         self.log_dir.mkdir()
+        # The documents the floor route answers (bench/urls.py), written by scenario 3.
+        self.floor_dir = self.tmp / "floor"
+        self.floor_dir.mkdir()
         self.memory = MemoryMonitor()
         self.fake: subprocess.Popen | None = None
         self.fake_url = ""
@@ -332,7 +343,12 @@ class Stack:
             "AVATAR_PREVIEW_RATE": "1000000/hour",
             "AVATAR_SIGNUP_CREDITS": "10000000",
             "AUTH_THROTTLE_RATE": "100000/min",
+            # Scenario 5 queues 10 previews per slot for one user at once: the per-user in-flight limit is not
+            # what it measures.
+            "AVATAR_MAX_ACTIVE_PREVIEWS": "1000000",
             "LOG_LEVEL": "WARNING",
+            "BENCH_FLOOR_DIR": str(self.floor_dir),
+            **self.extra_env,
         }
 
     _secret = secrets.token_urlsafe(50)
@@ -452,7 +468,9 @@ class Stack:
             "--timeout", "240",
             "--no-control-socket",
         ]  # fmt: skip
-        self.web = Process("gunicorn", command, env=self.env(), log_dir=self.log_dir)
+        # Production's settings plus the bench-only URLconf with the floor route (bench/settings.py).
+        env = {**self.env(), "DJANGO_SETTINGS_MODULE": "bench.settings"}
+        self.web = Process("gunicorn", command, env=env, log_dir=self.log_dir)
         self.memory.watch(self.web.pid, root_role="gunicorn master", child_role="gunicorn worker")
         deadline = time.monotonic() + 60
         conn = Connection(self.port, timeout=5)

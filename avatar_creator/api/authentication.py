@@ -1,13 +1,15 @@
 import re
 
+from django.contrib.auth import get_user_model
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from knox.auth import TokenAuthentication as KnoxTokenAuthentication
+from knox.crypto import hash_token
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication as LegacyTokenAuthentication
 from rest_framework.authtoken.models import Token
 
 from avatar_creator.models import ApiToken
-from avatar_creator.services.accounts import token_touch
+from avatar_creator.services.accounts import TOKEN_REVOKED, token_cache_add, token_cached, token_touch
 
 
 class BearerTokenAuthentication(KnoxTokenAuthentication):
@@ -16,6 +18,9 @@ class BearerTokenAuthentication(KnoxTokenAuthentication):
     Tokens are django-rest-knox's (hashed, expiring; REST_KNOX's AUTH_HEADER_PREFIX is "Bearer"). A 40-character
     key that is not a knox token may be one of the first version (DRF's authtoken, same shape), which keeps
     working until it is revoked.
+
+    A knox token found once is cached by its digest (services/accounts.py `token_cached`): later requests read
+    the cache and the user's row only, not knox's two queries. Revoking a token removes it from the cache at once.
     """
 
     def authenticate_credentials(self, token):
@@ -24,6 +29,15 @@ class BearerTokenAuthentication(KnoxTokenAuthentication):
         # (a 500), and there is no point in looking up what cannot be a key.
         if not _PLAUSIBLE_KEY.fullmatch(key):
             raise exceptions.AuthenticationFailed("Invalid token.")
+        cached = token_cached(digest=hash_token(key))
+        if cached == TOKEN_REVOKED:
+            raise exceptions.AuthenticationFailed("Invalid token.")
+        if cached is not None:
+            try:
+                cached.user = get_user_model()._default_manager.get(pk=cached.user_id, is_active=True)
+            except get_user_model().DoesNotExist:
+                raise exceptions.AuthenticationFailed("User inactive or deleted.") from None
+            return cached.user, cached
         try:
             user, auth_token = super().authenticate_credentials(key.encode())
         except exceptions.AuthenticationFailed:
@@ -31,6 +45,7 @@ class BearerTokenAuthentication(KnoxTokenAuthentication):
                 raise
             return LegacyTokenAuthentication().authenticate_credentials(key)
         token_touch(token=auth_token)
+        token_cache_add(token=auth_token)
         return user, auth_token
 
 

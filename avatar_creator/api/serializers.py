@@ -194,6 +194,17 @@ class AvatarRenameInput(serializers.Serializer):
     name = StrictCharField(min_length=1, max_length=NAME_MAX_CHARS)
 
 
+_DATETIME = serializers.DateTimeField()
+
+
+def _text(value) -> str | None:
+    return None if value is None else str(value)
+
+
+def _number(value) -> int | None:
+    return None if value is None else int(value)
+
+
 @with_persona_fields(persona_output_field)
 class AvatarOutput(serializers.ModelSerializer):
     projectId = serializers.UUIDField(source="project_id")
@@ -216,6 +227,19 @@ class AvatarOutput(serializers.ModelSerializer):
 
     def get_thumbnailUrl(self, avatar) -> str | None:
         return absolute_url(self.context.get("request"), avatar.thumbnail.url if avatar.thumbnail else None)
+
+    def to_representation(self, avatar):
+        # Written out for the same reason as PreviewOutput's (a project's avatar list is the other hot read).
+        text, number = _text, _number
+        return {
+            "id": str(avatar.id), "projectId": str(avatar.project_id), "name": text(avatar.name),
+            "imageUrl": self.get_imageUrl(avatar), "thumbnailUrl": self.get_thumbnailUrl(avatar),
+            "sourceType": text(avatar.source_type), "generationPrompt": text(avatar.generation_prompt),
+            "enhancedPrompt": text(avatar.enhanced_prompt),
+            **{spec.wire: text(getattr(avatar, spec.name)) for spec in PERSONA_FIELDS},
+            "seed": number(avatar.seed), "width": number(avatar.width), "height": number(avatar.height),
+            "createdAt": _DATETIME.to_representation(avatar.created_at),
+        }  # fmt: skip
 
 
 class ProjectDetailOutput(ProjectOutput):
@@ -373,7 +397,23 @@ class PreviewOutput(serializers.ModelSerializer):
             return None
 
     def to_representation(self, preview):
-        data = super().to_representation(preview)
+        # Written out instead of DRF's walk over the fields above (which stay the schema): this is the status poll,
+        # the API's hottest read, and a ModelSerializer rebuilds its fields from the model on every instance
+        # (bench/README.md). tests/test_query_counts.py checks it against that walk in every state.
+        text, number, moment = _text, _number, _DATETIME.to_representation
+        data = {
+            "id": str(preview.id), "projectId": str(preview.project_id), "status": text(preview.status),
+            "prompt": text(preview.prompt), "enhancedPrompt": text(preview.enhanced_prompt),
+            **{spec.wire: text(getattr(preview, spec.name)) for spec in PERSONA_FIELDS},
+            "seed": number(preview.seed), "width": number(preview.width), "height": number(preview.height),
+            "attempts": number(preview.attempts), "batchId": text(preview.batch_id),
+            "queuePosition": self.get_queuePosition(preview), "etaSeconds": self.get_etaSeconds(preview),
+            "nextAttemptAt": moment(preview.next_attempt_at), "imageUrl": self.get_imageUrl(preview),
+            "thumbnailUrl": self.get_thumbnailUrl(preview), "error": self.get_error(preview),
+            "avatarId": self.get_avatarId(preview), "createdAt": moment(preview.created_at),
+            "startedAt": moment(preview.started_at), "finishedAt": moment(preview.finished_at),
+            "expiresAt": moment(preview.expires_at),
+        }  # fmt: skip
         if self.context.get("include_base64") and preview.status == "succeeded" and preview.image:
             try:
                 contents = files.read_bytes(files.preview_storage(), preview.image.name, preview.thumbnail.name)

@@ -9,6 +9,7 @@ from avatar_creator.services.accounts import (
     token_issue,
     token_revoke,
     token_revoke_for_user,
+    tokens_revoke,
     tokens_revoke_all,
     user_register,
 )
@@ -81,6 +82,7 @@ __all__ = [
     "token_issue",
     "token_revoke",
     "token_revoke_for_user",
+    "tokens_revoke",
     "tokens_revoke_all",
     "user_register",
 ]

@@ -4,10 +4,12 @@ A token is issued per device and stored only as a hash (knox); it expires after 
 the first version (DRF's `authtoken`, stored in clear) keep working until they are revoked.
 """
 
+import logging
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import get_user_model, password_validation
+from django.core.cache import cache
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -24,6 +26,8 @@ TOKEN_NAME_MAX_CHARS = ApiToken._meta.get_field("name").max_length
 LEGACY_TOKEN_ID = "legacy"  # noqa: S105 - a row name, not a secret
 # A token's last use is written at most this often (seconds), not on every request.
 _LAST_USE_PRECISION = 60
+
+logger = logging.getLogger(__name__)
 
 
 class NotOnlyWhitespaceValidator:
@@ -94,23 +98,89 @@ def token_touch(*, token: ApiToken) -> None:
 
 def token_revoke(*, token) -> None:
     """Revoke one token: a knox ApiToken or a token of the first version."""
+    digest = token.pk  # delete() clears it
     token.delete()
+    if isinstance(token, ApiToken):
+        _tokens_forget([digest])
 
 
 def token_revoke_for_user(*, user, token_id: str) -> bool:
     """Revoke one of the user's tokens by its row id (a knox digest, or LEGACY_TOKEN_ID for the first version's
     token); False when there is no such token of theirs."""
-    tokens = (
-        LegacyToken.objects.filter(user=user)
-        if token_id == LEGACY_TOKEN_ID
-        else ApiToken.objects.filter(user=user, pk=token_id)
-    )
-    deleted, _ = tokens.delete()
-    return bool(deleted)
+    if token_id == LEGACY_TOKEN_ID:
+        deleted, _ = LegacyToken.objects.filter(user=user).delete()
+        return bool(deleted)
+    return bool(tokens_revoke(tokens=ApiToken.objects.filter(user=user, pk=token_id)))
 
 
 def tokens_revoke_all(*, user) -> int:
     """Revoke every API token of the user, the first version's included. Returns how many."""
-    deleted, _ = ApiToken.objects.filter(user=user).delete()
+    deleted = tokens_revoke(tokens=ApiToken.objects.filter(user=user))
     legacy, _ = LegacyToken.objects.filter(user=user).delete()
     return deleted + legacy
+
+
+def tokens_revoke(*, tokens) -> int:
+    """Revoke the knox tokens of a queryset (the admin's delete goes through here too). Returns how many."""
+    digests = list(tokens.values_list("pk", flat=True))
+    deleted, _ = ApiToken.objects.filter(pk__in=digests).delete()
+    _tokens_forget(digests)
+    return deleted
+
+
+# Token lookups are cached (api/authentication.py): the knox lookup is two queries and a hash per request. An
+# entry lives until the token's last use is due to be written again (so that write still happens, once a minute),
+# never past the token's expiry. Revoking replaces the entry with a tombstone that outlives any entry, and entries
+# are only ever added, never overwritten: a lookup that read the row just before a revocation cannot bring the
+# token back. The user is not cached: it is read on every request, so deactivating or deleting it takes effect
+# at once.
+TOKEN_REVOKED = "revoked"  # noqa: S105 - a marker, not a secret
+_TOKEN_TOMBSTONE_SECONDS = 2 * _LAST_USE_PRECISION
+_TOKEN_FIELDS = [field.attname for field in ApiToken._meta.concrete_fields]
+
+
+def _token_cache_key(digest: str) -> str:
+    return f"lumiku:token:{digest}"
+
+
+def token_cached(*, digest: str) -> ApiToken | str | None:
+    """The token of this digest as its last lookup cached it (without its user), TOKEN_REVOKED when it was revoked
+    recently, None when the cache does not know it (or cannot be reached)."""
+    if not settings.AVATAR_TOKEN_CACHE:
+        return None
+    try:
+        entry = cache.get(_token_cache_key(digest))
+    except Exception:  # the cache is an optimisation: without it the lookup goes to the database
+        logger.warning("token cache unavailable", exc_info=True)
+        return None
+    if entry is None or entry == TOKEN_REVOKED:
+        return entry
+    token = ApiToken.from_db("default", _TOKEN_FIELDS, entry)
+    if token.expiry is not None and token.expiry <= timezone.now():
+        return None
+    return token
+
+
+def token_cache_add(*, token: ApiToken) -> None:
+    """Cache a token that was just looked up in the database and touched (see token_touch)."""
+    if not settings.AVATAR_TOKEN_CACHE or token.last_used_at is None:
+        return
+    now = timezone.now()
+    seconds = _LAST_USE_PRECISION - (now - token.last_used_at).total_seconds()
+    if token.expiry is not None:
+        seconds = min(seconds, (token.expiry - now).total_seconds())
+    if seconds >= 1:
+        try:
+            cache.add(_token_cache_key(token.pk), [getattr(token, name) for name in _TOKEN_FIELDS], int(seconds))
+        except Exception:
+            logger.warning("token cache unavailable", exc_info=True)
+
+
+def _tokens_forget(digests: list[str]) -> None:
+    if not digests or not settings.AVATAR_TOKEN_CACHE:
+        return
+    try:
+        cache.set_many({_token_cache_key(d): TOKEN_REVOKED for d in digests}, _TOKEN_TOMBSTONE_SECONDS)
+    except Exception:
+        # The rows are gone; a cached entry could outlive them by at most a minute, and only with the cache down.
+        logger.error("token cache unavailable: revoked tokens may work until their entries expire", exc_info=True)

@@ -1,0 +1,134 @@
+"""The regression guard of the hot routes (issue 13): how many SQL queries each one makes, pinned exactly.
+
+A count that grows is a slower route at any load (bench/README.md, scenario 3); one that shrinks is a change to
+record here. Each API call is authenticated the way API clients are, by a knox Bearer token; the UI's status poll
+by the browser's session, the only way the UI is reached. Every test makes one call first, unmeasured: a token's
+first use writes its `last_used_at` (then at most once a minute), which is not the steady state of a poller.
+"""
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.test import RequestFactory
+from django.utils import timezone
+from rest_framework import serializers
+
+from avatar_creator import services
+from avatar_creator.api.serializers import AvatarOutput, PreviewOutput
+from avatar_creator.models import Avatar, Preview, PreviewStatus
+from tests.factories import make_avatar, make_preview, make_project
+
+API = "/api/avatar-creator"
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+@pytest.fixture
+def project(alice):
+    return make_project(alice, name="Team portraits")
+
+
+def _warm(client, url: str, **extra):
+    response = client.get(url, **extra)
+    assert response.status_code == 200
+    return response
+
+
+def test_preview_status_of_a_saved_preview_queries(alice_api, alice, project, django_assert_num_queries):
+    preview = make_preview(alice, project, status=PreviewStatus.SUCCEEDED, files=True)
+    avatar, _ = services.preview_save(user=alice, project=project, preview_id=preview.pk, name="Ayu")
+    _warm(alice_api, f"{API}/previews/{preview.pk}")
+    with django_assert_num_queries(QUERIES["preview_saved"]):
+        response = alice_api.get(f"{API}/previews/{preview.pk}")
+    assert (response.json()["preview"]["status"], response.json()["preview"]["avatarId"]) == (
+        "succeeded",
+        str(avatar.pk),
+    )
+
+
+def test_preview_status_while_queued_queries(alice_api, alice, project, django_assert_num_queries):
+    preview = make_preview(alice, project)
+    _warm(alice_api, f"{API}/previews/{preview.pk}")
+    with django_assert_num_queries(QUERIES["preview_queued"]):
+        response = alice_api.get(f"{API}/previews/{preview.pk}")
+    assert (response.json()["preview"]["status"], response.json()["preview"]["queuePosition"]) == ("queued", 1)
+
+
+def test_avatar_list_of_twenty_queries(alice_api, project, django_assert_num_queries):
+    for i in range(20):
+        make_avatar(project, name=f"Avatar {i}")
+    _warm(alice_api, f"{API}/projects/{project.pk}/avatars")
+    with django_assert_num_queries(QUERIES["avatar_list"]):
+        response = alice_api.get(f"{API}/projects/{project.pk}/avatars")
+    assert sorted(a["name"] for a in response.json()["avatars"]) == sorted(f"Avatar {i}" for i in range(20))
+
+
+def test_project_list_queries(alice_api, alice, project, django_assert_num_queries):
+    make_project(alice, name="Second")
+    make_avatar(project)
+    _warm(alice_api, f"{API}/projects")
+    with django_assert_num_queries(QUERIES["project_list"]):
+        response = alice_api.get(f"{API}/projects")
+    projects = {p["name"]: p["avatarCount"] for p in response.json()["projects"]}
+    assert projects == {"Team portraits": 1, "Second": 0}
+
+
+def test_ui_preview_status_poll_queries(client, alice, project, django_assert_num_queries):
+    client.force_login(alice)
+    preview = make_preview(alice, project)
+    url = f"/projects/{project.pk}/previews/{preview.pk}/status"
+    _warm(client, url, **HTMX)
+    with django_assert_num_queries(QUERIES["ui_status_poll"]):
+        response = client.get(url, **HTMX)
+    assert response.content.decode().startswith('<div id="preview-progress"')
+
+
+def test_preview_output_written_out_equals_the_field_walk_in_every_state(alice, project, settings):
+    """PreviewOutput answers by hand (the status poll's cost); DRF's walk over its declared fields is the reference."""
+    settings.AVATAR_GENERATOR = "offline"
+    saved = make_preview(alice, project, status=PreviewStatus.SUCCEEDED, files=True, ethnicity="Javanese")
+    services.preview_save(user=alice, project=project, preview_id=saved.pk, name="Ayu")
+    make_preview(alice, project, status=PreviewStatus.SUCCEEDED, files=True, gender="female", style="casual")
+    make_preview(alice, project, status=PreviewStatus.QUEUED, error_code="MODEL_LOADING", attempts=1)
+    make_preview(alice, project, status=PreviewStatus.RUNNING, started_at=timezone.now())
+    make_preview(alice, project, status=PreviewStatus.FAILED, error_code="GENERATION_FAILED", error_message="No.")
+    make_preview(alice, project, status=PreviewStatus.CANCELED)
+    make_preview(alice, project, status=PreviewStatus.EXPIRED)
+    Preview.objects.filter(status=PreviewStatus.QUEUED).update(
+        batch_id=uuid.uuid4(), next_attempt_at=timezone.now() + timedelta(seconds=30)
+    )
+    Preview.objects.filter(status=PreviewStatus.SUCCEEDED).update(finished_at=timezone.now(), duration_ms=2100)
+    request = RequestFactory().get("/")
+    previews = list(Preview.objects.select_related("avatar").order_by("created_at"))
+    assert len({p.status for p in previews}) == 6
+    for preview in previews:
+        output = PreviewOutput(preview, context={"request": request})
+        assert output.data == serializers.Serializer.to_representation(output, preview), preview.status
+        assert list(output.data) == list(PreviewOutput.Meta.fields)
+
+
+def test_avatar_output_written_out_equals_the_field_walk(alice, project):
+    saved = make_preview(alice, project, status=PreviewStatus.SUCCEEDED, files=True, gender="male")
+    services.preview_save(user=alice, project=project, preview_id=saved.pk, name="From a preview")
+    make_avatar(project, name="Bare", enhanced_prompt=None, seed=None, width=None, height=None)
+    make_avatar(
+        project, name="Full", enhanced_prompt="enhanced", seed=9, width=1024, height=1024, ethnicity="Sundanese"
+    )
+    request = RequestFactory().get("/")
+    avatars = list(Avatar.objects.order_by("created_at"))
+    assert len(avatars) == 3
+    for avatar in avatars:
+        output = AvatarOutput(avatar, context={"request": request})
+        assert output.data == serializers.Serializer.to_representation(output, avatar), avatar.name
+        assert list(output.data) == list(AvatarOutput.Meta.fields)
+
+
+# Pinned: change a number only together with the change that moves it, and say so in bench/README.md.
+# The token cache (issue 13) took the API routes' authentication from knox's two queries to one (the user's row).
+QUERIES = {
+    "preview_saved": 2,
+    "preview_queued": 3,
+    "avatar_list": 3,
+    "project_list": 2,
+    "ui_status_poll": 5,
+}
