@@ -8,6 +8,8 @@ the answer from here. Adding a code is one entry in CATALOGUE (plus a subclass w
 import math
 from dataclasses import dataclass
 
+from django.http import JsonResponse
+
 _NOTHING_CHARGED = "Nothing was charged."
 
 
@@ -116,6 +118,11 @@ def error_body(code: str, message: str | None = None, details=None) -> dict:
     if details:
         error["details"] = details
     return {"success": False, "error": error}
+
+
+def error_response(code: str, message: str | None = None) -> JsonResponse:
+    """The envelope as a plain Django answer, for the places outside DRF (site-wide error pages, the event stream)."""
+    return JsonResponse(error_body(code, message), status=http_status_for(code))
 
 
 def wait_words(seconds) -> str:

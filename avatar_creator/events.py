@@ -223,6 +223,14 @@ def preview_wait(*, preview: Preview, timeout: float) -> Preview:
     return preview
 
 
+def previews_wait(*, previews: list[Preview], timeout: float) -> list[Preview]:
+    """Hold until every preview of a batch finishes or `timeout` passes (one deadline for all); refreshed in place."""
+    deadline = time.monotonic() + timeout
+    for preview in previews:
+        preview_wait(preview=preview, timeout=max(deadline - time.monotonic(), 0))
+    return previews
+
+
 # Subscribing: asyncio (the ASGI event stream)
 
 

@@ -63,17 +63,6 @@ class ImageRejected(ServiceError):
 
 
 @dataclass(frozen=True)
-class CheckedImage:
-    """Bytes proven to be a whole image: their real format and size, and the decoded pixels (upright; decoded at
-    a reduced scale when the caller asked for only `min_side` pixels)."""
-
-    content_type: str
-    width: int
-    height: int
-    pixels: Image.Image
-
-
-@dataclass(frozen=True)
 class ProcessedImage:
     image_bytes: bytes
     content_type: str
@@ -183,30 +172,15 @@ def _require_format(raw: bytes) -> str:
     return fmt
 
 
-def load_image(
-    raw: bytes, *, max_bytes: int = MAX_IMAGE_BYTES, max_side: int = MAX_SIDE, min_side: int | None = None
-) -> Image.Image:
-    """Untrusted bytes -> a fully decoded, upright Pillow image, or ImageRejected."""
-    return check_image(raw, max_bytes=max_bytes, max_side=max_side, min_side=min_side).pixels
-
-
-def check_image(
-    raw: bytes, *, max_bytes: int = MAX_IMAGE_BYTES, max_side: int = MAX_SIDE, min_side: int | None = None
-) -> CheckedImage:
-    """Untrusted bytes -> their format, size and decoded pixels, or ImageRejected. The one image check.
-
-    `min_side`: the caller needs the pixels only this large (a thumbnail), so a JPEG may be decoded scaled down by
-    1/2, 1/4 or 1/8 while staying at least that size. libjpeg still reads every byte, so damage is still refused.
-    """
+def load_image(raw: bytes, *, max_bytes: int = MAX_IMAGE_BYTES, max_side: int = MAX_SIDE) -> Image.Image:
+    """Untrusted bytes -> a fully decoded, upright Pillow image, or ImageRejected. The one image check: every
+    upload, legacy save and generated image is decoded here, once."""
     raw = _check_size(raw, max_bytes=max_bytes)
     fmt = _require_format(raw)
     try:
         with _open_header(raw, fmt, max_side=max_side) as probe:
             probe.verify()  # structural checks (PNG chunk CRCs); leaves the image unusable, hence a fresh open
         img = _open_header(raw, fmt, max_side=max_side)
-        width, height = img.size
-        if min_side:
-            img.draft(None, (min_side, min_side))
         img.load()  # the full decode: truncated or corrupt pixel data fails here
     except ImageRejected:
         raise
@@ -216,11 +190,10 @@ def check_image(
         logger.info("Rejected an undecodable %s image: %s: %s", fmt, type(exc).__name__, exc)
         raise ImageRejected(f"The image is damaged or incomplete; upload a valid {_ALLOWED_NAMES} image.") from None
     try:
-        pixels = ImageOps.exif_transpose(img)  # always a new, detached image (a copy when already upright)
+        return ImageOps.exif_transpose(img)  # always a new, detached image (a copy when already upright)
     except Exception:  # malformed EXIF on otherwise good pixels: keep the image as stored
         logger.info("Ignored unreadable EXIF orientation on a %s image.", fmt)
-        pixels = img
-    return CheckedImage(content_type=_CONTENT_TYPES[fmt], width=width, height=height, pixels=pixels)
+        return img
 
 
 def _has_visible_alpha(img: Image.Image) -> bool:

@@ -20,7 +20,6 @@ from avatar_creator import services, tasks
 
 logger = logging.getLogger(__name__)
 
-_REAP_INTERVAL = 15.0
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
@@ -111,4 +110,4 @@ def _sweep() -> None:
         finally:
             connection.close()
         first = False
-        threading.Event().wait(_REAP_INTERVAL)
+        threading.Event().wait(settings.AVATAR_REAP_INTERVAL)

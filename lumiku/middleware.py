@@ -5,10 +5,12 @@ the waiting requests must not pay that. A subclass writes `call` (sync) and `aca
 picks one when the middleware chain is built.
 """
 
+from abc import ABC, abstractmethod
+
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
 
-class DualModeMiddleware:
+class DualModeMiddleware(ABC):
     sync_capable = True
     async_capable = True
 
@@ -21,8 +23,8 @@ class DualModeMiddleware:
     def __call__(self, request):
         return self.acall(request) if self.is_async else self.call(request)
 
-    def call(self, request):
-        raise NotImplementedError
+    @abstractmethod
+    def call(self, request): ...
 
-    async def acall(self, request):
-        raise NotImplementedError
+    @abstractmethod
+    async def acall(self, request): ...

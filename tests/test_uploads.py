@@ -109,7 +109,7 @@ def test_upload_over_4096_px_is_refused(alice_api, project):
 
 def test_upload_over_10_mb_is_refused_before_decoding(alice_api, project, monkeypatch):
     decoded = []
-    monkeypatch.setattr(images, "check_image", lambda *a, **k: decoded.append(1))
+    monkeypatch.setattr(images, "load_image", lambda *a, **k: decoded.append(1))
     raw = photo() + b"\0" * (images.MAX_IMAGE_BYTES + 1)
     assert error_of(post(alice_api, project, raw)) == (413, "PAYLOAD_TOO_LARGE")
     assert (decoded, Avatar.objects.count()) == ([], 0)

@@ -15,7 +15,7 @@ import time
 
 from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
-from django.http import JsonResponse, StreamingHttpResponse
+from django.http import StreamingHttpResponse
 from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
@@ -23,7 +23,7 @@ from rest_framework.utils.encoders import JSONEncoder
 
 from avatar_creator import events, selectors
 from avatar_creator.api import serializers as s
-from avatar_creator.errors import ServiceError, error_body, http_status_for
+from avatar_creator.errors import ServiceError, error_response
 from avatar_creator.models import PreviewStatus
 
 HEARTBEAT_SECONDS = 15.0
@@ -33,15 +33,15 @@ ID_SPAN = 1000
 
 def preview_events(request, pk):
     if request.method not in ("GET", "HEAD"):
-        return _error("METHOD_NOT_ALLOWED")
+        return error_response("METHOD_NOT_ALLOWED")
     user = _authenticated_user(request)
     if user is None:
-        return _error("UNAUTHENTICATED")
+        return error_response("UNAUTHENTICATED")
     stream = _PreviewStream(request, user=user, preview_id=pk, last_event_id=request.headers.get("Last-Event-ID"))
     try:
         selectors.preview_get_for_user(user=user, preview_id=pk)
     except ServiceError as exc:
-        return _error(exc.code, exc.message)
+        return error_response(exc.code, exc.message)
     body = stream.follow_async() if isinstance(request, ASGIRequest) else stream.follow()
     response = StreamingHttpResponse(body, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
@@ -56,10 +56,6 @@ def _authenticated_user(request):
     except APIException:
         return None
     return user if user is not None and user.is_authenticated else None
-
-
-def _error(code: str, message: str | None = None) -> JsonResponse:
-    return JsonResponse(error_body(code, message), status=http_status_for(code))
 
 
 class _PreviewStream:

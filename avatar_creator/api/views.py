@@ -1,7 +1,5 @@
 """Thin viewsets: validate, call one service, shape the answer."""
 
-import time
-
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.http import FileResponse
@@ -221,9 +219,7 @@ class ProjectViewSet(viewsets.ViewSet):
         )  # fmt: skip
         if wants_async(request):
             return preview_accepted(request, previews[0], batch=previews)
-        deadline = time.monotonic() + settings.AVATAR_SYNC_WAIT
-        for preview in previews:
-            events.preview_wait(preview=preview, timeout=max(deadline - time.monotonic(), 0))
+        events.previews_wait(previews=previews, timeout=settings.AVATAR_SYNC_WAIT)
         unfinished = [preview for preview in previews if preview.status in ACTIVE_PREVIEW_STATUSES]
         if unfinished:
             error = services.preview_error(preview=unfinished[0])

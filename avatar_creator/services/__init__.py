@@ -20,6 +20,7 @@ from avatar_creator.services.avatars import (
     avatar_upload,
     avatars_generate,
     preview_save,
+    variation_name,
 )
 from avatar_creator.services.credits import (
     credit_account_for_user,
@@ -85,4 +86,5 @@ __all__ = [
     "tokens_revoke",
     "tokens_revoke_all",
     "user_register",
+    "variation_name",
 ]

@@ -2,7 +2,6 @@
 
 import logging
 import secrets
-import time
 
 from django.conf import settings
 from django.core.files import File
@@ -194,6 +193,13 @@ def avatars_generate(
     return previews, avatars
 
 
+def variation_name(name: str, number: int, count: int) -> str:
+    """ "Name - Variation i" for one of several avatars saved together; the name itself for one (or when blank)."""
+    if not name or count == 1:
+        return name
+    return f"{name} - Variation {number}"[:NAME_MAX_CHARS]
+
+
 def _variations_request(*, user, project: Project, persona: Persona, seed: int | None, count: int) -> list[Preview]:
     base_seed = secrets.randbelow(2**32) if seed is None else seed
     return [
@@ -202,20 +208,17 @@ def _variations_request(*, user, project: Project, persona: Persona, seed: int |
 
 
 def _variations_save(*, user, project: Project, name: str, previews: list[Preview], hold: CreditHold):
-    """Wait for each preview and save the ones that succeeded; a save that fails is skipped, not half-reported."""
+    """Wait for the previews and save the ones that succeeded; a save that fails is skipped, not half-reported."""
     from avatar_creator import events
 
-    deadline = time.monotonic() + settings.AVATAR_SYNC_WAIT
+    events.previews_wait(previews=previews, timeout=settings.AVATAR_SYNC_WAIT)
     avatars, first_error = [], None
     for i, preview in enumerate(previews, start=1):
-        events.preview_wait(preview=preview, timeout=max(deadline - time.monotonic(), 0))
         if preview.status != PreviewStatus.SUCCEEDED:
             continue
-        avatar_name = f"{name} - Variation {i}" if len(previews) > 1 else name
         try:
-            avatar, _ = preview_save(
-                user=user, project=project, preview_id=preview.pk, name=avatar_name[:NAME_MAX_CHARS], hold=hold
-            )
+            avatar, _ = preview_save(user=user, project=project, preview_id=preview.pk, hold=hold,
+                                     name=variation_name(name, i, len(previews)))  # fmt: skip
         except ServiceError as exc:
             first_error = first_error or exc
             continue

@@ -42,17 +42,17 @@ def _locked_account(user) -> CreditAccount:
     return CreditAccount.objects.select_for_update().get(pk=account.pk)
 
 
-def _held(account: CreditAccount, *, excluding: CreditHold | None = None) -> int:
+def _available(account: CreditAccount, *, excluding: CreditHold | None = None) -> int:
+    """The balance less what active holds (but `excluding`) set aside."""
     holds = CreditHold.objects.filter(account=account, expires_at__gt=timezone.now())
     if excluding is not None:
         holds = holds.exclude(pk=excluding.pk)
-    return holds.aggregate(total=Sum("amount"))["total"] or 0
+    return max(account.balance - (holds.aggregate(total=Sum("amount"))["total"] or 0), 0)
 
 
 def credits_available_for_user(*, user) -> int:
-    """The balance less what active holds set aside: what a new charge or hold may take."""
-    account = credit_account_for_user(user=user)
-    return max(account.balance - _held(account), 0)
+    """What a new charge or hold may take."""
+    return _available(credit_account_for_user(user=user))
 
 
 def _refuse(required: int, available: int, message: str) -> InsufficientCredits:
@@ -65,7 +65,7 @@ def credits_hold(*, user, amount: int, ttl: float, message: str = "This costs {r
     `message` may name {required} and {available}."""
     with transaction.atomic():
         account = _locked_account(user)
-        available = max(account.balance - _held(account), 0)
+        available = _available(account)
         if available < amount:
             raise _refuse(amount, available, message.format(required=amount, available=available))
         return CreditHold.objects.create(
@@ -94,9 +94,9 @@ def credits_charge(
             hold.amount -= amount
             hold.save(update_fields=["amount"])
         else:
-            available = account.balance - _held(account, excluding=hold)
+            available = _available(account, excluding=hold)
             if available < amount:
-                raise _refuse(amount, max(available, 0), f"Saving costs {amount} credits and you have {available}.")
+                raise _refuse(amount, available, f"Saving costs {amount} credits and you have {available}.")
         account.balance -= amount
         account.save(update_fields=["balance", "updated_at"])
         return CreditLedgerEntry.objects.create(

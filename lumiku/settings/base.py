@@ -178,10 +178,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_timeout": 5,
     "max_retries": 1,
 }
+# How often the reaper looks for previews whose worker died (Celery beat with a broker, the background pool's sweep
+# without): often, so that such a preview runs again well within a minute (see AVATAR_HEARTBEAT_STALE).
+AVATAR_REAP_INTERVAL = 15.0
 CELERY_BEAT_SCHEDULE = {
     "purge-expired-previews": {"task": "avatar_creator.tasks.purge_expired_previews", "schedule": 300.0},
-    # Often, so that a preview whose worker died runs again well within a minute (see AVATAR_HEARTBEAT_STALE).
-    "reap-stuck-previews": {"task": "avatar_creator.tasks.reap_stuck_previews", "schedule": 15.0},
+    "reap-stuck-previews": {"task": "avatar_creator.tasks.reap_stuck_previews", "schedule": AVATAR_REAP_INTERVAL},
 }
 # Without a broker nobody runs Celery beat: expired previews are purged from the request path instead, at most once
 # per this many seconds (avatar_creator/housekeeping.py); 0 turns that off.
