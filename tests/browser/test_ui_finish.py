@@ -53,6 +53,7 @@ def save_preview(page: Page, name: str) -> None:
     modal.get_by_label("Name").fill(name)
     modal.get_by_role("button", name="Save · 10 credits").click()
     expect(modal).to_be_hidden()
+    settled(page)  # the new card arrives out of band; its buttons work once htmx has wired them
 
 
 def test_keyboard_only_journey_signs_up_saves_and_deletes_an_avatar(open_page):
@@ -90,6 +91,7 @@ def test_keyboard_only_journey_signs_up_saves_and_deletes_an_avatar(open_page):
     page.keyboard.press("Enter")
     expect(page.locator("#modal")).to_be_hidden()
     expect(page.locator("#avatar-grid .avatar-name")).to_have_text("Kiki")
+    settled(page)  # the card came in out of band: its button opens the lightbox once htmx has wired it
 
     tab_to(page, page.get_by_role("button", name="Open Kiki"))
     page.keyboard.press("Enter")
