@@ -165,6 +165,10 @@ class ServiceError(Exception):
         self.headers = headers or {}
         super().__init__(self.message)
 
+    def envelope(self) -> dict:
+        """What the client gets as the body (the status is `self.status`, the headers `self.headers`)."""
+        return error_body(self.code, self.message, self.details)
+
     @classmethod
     def of(cls, code: str, message: str | None = None, **kwargs) -> "ServiceError":
         """An error for a code known only at run time (a failed preview's stored code)."""

@@ -69,9 +69,18 @@ def avatar_get_for_user(*, user, avatar_id) -> Avatar:
 
 
 def preview_get_for_user(*, user, preview_id) -> Preview:
+    return _preview_get(pk=preview_id, owner=user)
+
+
+def preview_get_authorized(*, preview_id) -> Preview:
+    """For a reader whose right to this preview was checked when it started (the ASGI event stream)."""
+    return _preview_get(pk=preview_id)
+
+
+def _preview_get(**lookup) -> Preview:
     try:
         # The preview's answer names its avatar (avatarId): join it here rather than a second query per poll.
-        return Preview.objects.select_related("avatar").get(pk=preview_id, owner=user)
+        return Preview.objects.select_related("avatar").get(**lookup)
     except (Preview.DoesNotExist, ValueError, ValidationError):
         raise NotFound("Preview not found.") from None
 

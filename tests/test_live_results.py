@@ -2,15 +2,10 @@
 pool of the embedded default, and crash recovery through a real Celery worker on Redis."""
 
 import json
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from asgiref.sync import async_to_sync, sync_to_async
-from django.db import connection
-from django.test import AsyncClient
 from django.utils import timezone
 
 from avatar_creator import services
@@ -18,7 +13,6 @@ from avatar_creator.api import streams
 from avatar_creator.models import Preview, PreviewStatus
 from tests.factories import make_preview, make_project
 from tests.fake_image_api import Reply
-from tests.services import redis_url, require_redis
 from tests.worker import start_worker_fixture  # noqa: F401 - used as a fixture
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -227,41 +221,6 @@ def test_preview_events_accept_the_browser_session(client, alice, project):
     client.force_login(alice)
     events = parse_events(stream_text(client.get(f"{detail(done.pk)}/events")))
     assert [event["data"]["id"] for event in events] == [str(done.pk)]
-
-
-# The event stream under ASGI, woken through real Redis
-
-
-def test_preview_events_over_asgi_are_woken_through_redis(alice, project, settings):
-    require_redis()
-    settings.AVATAR_EVENTS_URL = redis_url()
-    queued = make_preview(alice, project)
-
-    def cancel_elsewhere():
-        services.preview_cancel(preview=Preview.objects.get(pk=queued.pk))
-        connection.close()
-
-    async def follow():
-        headers = {"Authorization": f"Bearer {alice.token}"}
-        response = await AsyncClient().get(f"{detail(queued.pk)}/events", headers=headers)
-        assert response.status_code == 200, response.content
-        chunks, received = response.streaming_content, []
-        received.append(await anext(chunks))
-        started = time.monotonic()
-        threading.Timer(0.3, cancel_elsewhere).start()
-        async for chunk in chunks:
-            received.append(chunk)
-        await sync_to_async(lambda: connection.close())()  # close the connection of the thread the reads ran on
-        return response, [c.decode() if isinstance(c, bytes) else c for c in received], time.monotonic() - started
-
-    # On a thread of its own: the browser tests' Playwright may hold an event loop in this one. The stream's reads
-    # (sync_to_async) come back to that thread, which owns their database connection.
-    with ThreadPoolExecutor(1) as executor:
-        response, chunks, elapsed = executor.submit(async_to_sync(follow)).result()
-
-    assert response["Content-Type"] == "text/event-stream"
-    assert [event["data"]["status"] for event in parse_events(chunks)] == ["queued", "canceled"]
-    assert elapsed < 2
 
 
 # Crash recovery through a real worker

@@ -445,3 +445,37 @@ def test_probes_and_request_ids_work_under_asgi():
     assert readyz.json()["checks"] == {"database": "ok", "cache": "ok", "storage": "ok"}
     assert unknown.json()["error"]["code"] == "NOT_FOUND"
     assert len(unknown["X-Request-ID"]) == 32
+
+
+def test_embedded_default_generates_a_batch_at_once_on_sqlite(tmp_path):
+    """`make run`'s database is a SQLite file written by requests and the background pool at the same time: twenty
+    previews asked for at once run on four pool threads, and none may fail with "database is locked"."""
+    script = """
+import django
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from django.contrib.auth import get_user_model
+from avatar_creator import events, services
+from avatar_creator.prompts import Persona
+user = get_user_model().objects.create_user("sqlite-batch", password="correct-horse-battery-9")
+project = services.project_create(owner=user, name="Batch", description="")
+persona = Persona(prompt="Professional woman smiling at the camera")
+ask = dict(user=user, project=project, persona=persona, count=4)
+previews = [p for _ in range(5) for p in services.previews_request(**ask)]
+events.previews_wait(previews=previews, timeout=60)
+print(" ".join(sorted(set(p.status for p in previews))))
+"""
+    env = _clean_env(
+        DJANGO_SETTINGS_MODULE="lumiku.settings.local",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        MEDIA_ROOT=str(tmp_path / "media"),
+        PRIVATE_MEDIA_ROOT=str(tmp_path / "private"),
+        AVATAR_BACKGROUND_WORKERS="4",
+        AVATAR_PREVIEW_RATE="100/hour",
+        AVATAR_MAX_ACTIVE_PREVIEWS="20",
+    )
+    result = _python(script, env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split()[-1:] == ["succeeded"], result.stderr[-3000:]
+    assert "database is locked" not in result.stderr

@@ -42,7 +42,7 @@ def exception_handler(exc, context):
         # DRF reads request.body before the parser runs, so Django's own size check fires first.
         exc = PayloadTooLarge.over(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
     if isinstance(exc, ServiceError):
-        response = Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
+        response = Response(exc.envelope(), status=exc.status)
         for header, value in exc.headers.items():
             response[header] = value
         return response

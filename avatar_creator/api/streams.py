@@ -5,16 +5,17 @@ the preview object as `data:` and an increasing `id:`; the stream ends after a f
 resumes (nothing is sent again that the client already has); a comment line every HEARTBEAT_SECONDS keeps proxies
 from closing an idle stream. Auth as the rest of the API (Bearer or session); another user's preview is 404.
 
-Under ASGI (lumiku/asgi.py) the body is an async iterator: the stream waits on the event bus's asyncio client and
-holds no thread (the view itself, a short sync function, only authenticates and checks the preview). Under WSGI
-(`make run`'s runserver, the test client) the same stream is served by a blocking iterator.
+Under ASGI (lumiku/asgi.py) api/waiting.py serves this route in front of Django and follows the stream with
+`follow_async`: it waits on the event bus's asyncio client and holds no thread between events. This view serves it
+under WSGI (`make run`'s runserver, the test client) with the blocking `follow`.
 """
 
 import json
 import time
+from functools import partial
 
 from asgiref.sync import sync_to_async
-from django.core.handlers.asgi import ASGIRequest
+from django.db import close_old_connections
 from django.http import StreamingHttpResponse
 from rest_framework.exceptions import APIException
 from rest_framework.request import Request
@@ -37,16 +38,19 @@ def preview_events(request, pk):
     user = _authenticated_user(request)
     if user is None:
         return error_response("UNAUTHENTICATED")
-    stream = _PreviewStream(request, user=user, preview_id=pk, last_event_id=request.headers.get("Last-Event-ID"))
+    load = partial(selectors.preview_get_for_user, user=user, preview_id=pk)
     try:
-        selectors.preview_get_for_user(user=user, preview_id=pk)
+        load()
     except ServiceError as exc:
         return error_response(exc.code, exc.message)
-    body = stream.follow_async() if isinstance(request, ASGIRequest) else stream.follow()
-    response = StreamingHttpResponse(body, content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
+    stream = PreviewStream(request, load=load, preview_id=pk, last_event_id=request.headers.get("Last-Event-ID"))
+    response = StreamingHttpResponse(stream.follow(), content_type="text/event-stream")
+    for header, value in STREAM_HEADERS.items():
+        response[header] = value
     return response
+
+
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # nginx: pass each event on at once
 
 
 def _authenticated_user(request):
@@ -58,12 +62,12 @@ def _authenticated_user(request):
     return user if user is not None and user.is_authenticated else None
 
 
-class _PreviewStream:
-    """What to send: reads the preview (a blocking call) and renders an event only when something changed."""
+class PreviewStream:
+    """What to send: reads the preview (a blocking call, `load`) and renders an event only when something changed."""
 
-    def __init__(self, request, *, user, preview_id, last_event_id: str | None):
+    def __init__(self, request, *, load, preview_id, last_event_id: str | None):
         self.request = request
-        self.user = user
+        self.load = load
         self.preview_id = preview_id
         self.preview = None
         self.last_id = int(last_event_id) if last_event_id and last_event_id.strip().isdigit() else None
@@ -81,7 +85,7 @@ class _PreviewStream:
 
     def read(self) -> str:
         """Read the preview; the event to send for it, or "" when the client already has this state."""
-        self.preview = selectors.preview_get_for_user(user=self.user, preview_id=self.preview_id)
+        self.preview = self.load()
         data = s.PreviewOutput(self.preview, context={"request": self.request}).data
         position = data["queuePosition"]
         if self.sent_version == self.preview.version and (
@@ -98,24 +102,47 @@ class _PreviewStream:
     def timeout(self) -> float:
         return max(self.beat - time.monotonic(), 0.0)
 
-    def after(self, message) -> str:
-        """What to send after waiting: a heartbeat when the time ran out, the preview when it may have changed
-        (a queue move matters only while queued), else nothing."""
-        if message is None:
-            self.beat = time.monotonic() + HEARTBEAT_SECONDS
-            return ": heartbeat\n\n"
-        if message[0] == events.QUEUE_CHANNEL and self.preview.status != PreviewStatus.QUEUED:
-            return ""
-        return self.read()
+    def heartbeat(self) -> str:
+        self.beat = time.monotonic() + HEARTBEAT_SECONDS
+        return ": heartbeat\n\n"
+
+    def matters(self, message) -> bool:
+        """Whether a message may change what the client sees: a queue move matters only while queued."""
+        return message[0] != events.QUEUE_CHANNEL or self.preview.status == PreviewStatus.QUEUED
 
     def follow(self):
         with events.subscribe(self.channels) as subscription:
             yield self.read()
             while not self.finished:
-                yield self.after(subscription.get(self.timeout()))
+                message = subscription.get(self.timeout())
+                if message is None:
+                    yield self.heartbeat()
+                elif self.matters(message) and (event := self.read()):
+                    yield event
 
     async def follow_async(self):
+        """As `follow`, on an event loop: only the reads run on a thread (the loop's shared pool), one at a time."""
+        read = pooled(self.read)
         async with events.subscribe_async(self.channels) as subscription:
-            yield await sync_to_async(self.read)()
+            yield await read()
             while not self.finished:
-                yield await sync_to_async(self.after)(await subscription.get(self.timeout()))
+                message = await subscription.get(self.timeout())
+                if message is None:
+                    yield self.heartbeat()
+                elif self.matters(message) and (event := await read()):
+                    yield event
+
+
+def pooled(fn):
+    """`fn` as a coroutine function that runs on the event loop's shared thread pool. Around the call, what Django
+    does around a request: a connection that broke or outlived CONN_MAX_AGE is dropped (a pool thread has no request
+    around it to do so)."""
+
+    def call(*args, **kwargs):
+        close_old_connections()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    return sync_to_async(call, thread_sensitive=False)

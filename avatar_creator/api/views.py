@@ -217,24 +217,12 @@ class ProjectViewSet(viewsets.ViewSet):
             user=request.user, project=project, persona=serializer.persona(), seed=data.get("seed"),
             count=data["count"], webhook=data.get("webhook") or "",
         )  # fmt: skip
-        if wants_async(request):
+        if wants_async(request.headers.get("Prefer", "")):
             return preview_accepted(request, previews[0], batch=previews)
+        # Under ASGI this waiting call never gets here: api/waiting.py asks for the 202 above, waits on the event
+        # bus without a thread, then answers with waited_answer as below.
         events.previews_wait(previews=previews, timeout=settings.AVATAR_SYNC_WAIT)
-        unfinished = [preview for preview in previews if preview.status in ACTIVE_PREVIEW_STATUSES]
-        if unfinished:
-            error = services.preview_error(preview=unfinished[0])
-            # The wait ran out but the job goes on: say where to follow it.
-            error.headers["Location"] = reverse("api:preview-detail", kwargs={"pk": unfinished[0].pk})
-            raise error
-        if not any(preview.status == PreviewStatus.SUCCEEDED for preview in previews):
-            raise services.preview_error(preview=previews[0])
-        body = {
-            "success": True,
-            "preview": preview_data(request, previews[0], include_base64=True),
-            "previews": [preview_data(request, preview, include_base64=True) for preview in previews],
-            "message": "Preview generated successfully. Review and save if you like it.",
-        }
-        return Response(body)
+        return Response(waited_answer(request, previews))
 
     @extend_schema(
         parameters=[s.PreviewListQuery],
@@ -321,7 +309,7 @@ class ProjectViewSet(viewsets.ViewSet):
         project = self._project(request, pk)
         serializer = validated(s.LegacyGenerateInput, request.data)
         data = serializer.validated_data
-        is_async = wants_async(request)
+        is_async = wants_async(request.headers.get("Prefer", ""))
         previews, avatars = services.avatars_generate(
             user=request.user, project=project, name=data["name"], count=data["count"], wait=not is_async,
             persona=serializer.persona(), seed=data.get("seed"),
@@ -346,19 +334,38 @@ class ProjectViewSet(viewsets.ViewSet):
 MAX_PREFER_WAIT = 60
 
 
-def preferred_wait(request) -> int | None:
-    """RFC 7240 `Prefer: wait=N`: seconds to hold the answer, within 1-60; None when absent or not a number."""
-    for token in request.headers.get("Prefer", "").split(","):
+def preferred_wait(prefer: str) -> int | None:
+    """RFC 7240 `Prefer: wait=N`, from the header's value: seconds to hold the answer, within 1-60; None when
+    absent or not a number."""
+    for token in prefer.split(","):
         name, _, value = token.split(";")[0].strip().partition("=")
         if name.strip().lower() == "wait" and value.strip().isdigit():
             return min(max(int(value.strip()), 1), MAX_PREFER_WAIT)
     return None
 
 
-def wants_async(request) -> bool:
-    """RFC 7240: `Prefer: respond-async` (possibly among other preferences)."""
-    preferences = request.headers.get("Prefer", "")
-    return any(token.split(";")[0].strip().lower() == "respond-async" for token in preferences.split(","))
+def wants_async(prefer: str) -> bool:
+    """RFC 7240: `Prefer: respond-async` (possibly among other preferences), from the header's value."""
+    return any(token.split(";")[0].strip().lower() == "respond-async" for token in prefer.split(","))
+
+
+def waited_answer(request, previews) -> dict:
+    """The waiting generate-preview's 200 body once its wait is over; raises the error a client gets instead (a
+    failed preview's, or GENERATION_TIMEOUT with `Location` while one is still working)."""
+    unfinished = [preview for preview in previews if preview.status in ACTIVE_PREVIEW_STATUSES]
+    if unfinished:
+        error = services.preview_error(preview=unfinished[0])
+        # The wait ran out but the job goes on: say where to follow it.
+        error.headers["Location"] = reverse("api:preview-detail", kwargs={"pk": unfinished[0].pk})
+        raise error
+    if not any(preview.status == PreviewStatus.SUCCEEDED for preview in previews):
+        raise services.preview_error(preview=previews[0])
+    return {
+        "success": True,
+        "preview": preview_data(request, previews[0], include_base64=True),
+        "previews": [preview_data(request, preview, include_base64=True) for preview in previews],
+        "message": "Preview generated successfully. Review and save if you like it.",
+    }
 
 
 def preview_data(request, preview, *, include_base64: bool = False) -> dict:
@@ -397,7 +404,9 @@ class PreviewViewSet(viewsets.ViewSet):
         preview = self._preview(request, pk)
         include = request.query_params.get("include", "")
         include_base64 = "base64" in [part.strip() for part in include.split(",")]
-        wait = preferred_wait(request)
+        wait = preferred_wait(request.headers.get("Prefer", ""))
+        # Under ASGI api/waiting.py holds this wait without a thread and asks without `wait`; here (WSGI) the view
+        # holds it.
         if wait is not None and not preview.is_finished:
             events.preview_wait(preview=preview, timeout=wait)
         response = Response({"success": True, "preview": preview_data(request, preview, include_base64=include_base64)})

@@ -50,3 +50,27 @@ def test_journey_waiting_step_says_the_model_is_warming_up(open_page, flux, sett
     generate(page)
     expect(page.locator("[data-live-line]")).to_contain_text("The model is warming up, retrying in ")
     expect_phase_two(page)
+
+
+def test_journey_tab_title_says_the_preview_is_ready_while_the_tab_is_hidden(open_page, flux):
+    flux.script(Reply("ok", delay=1.5))
+    page = open_page()
+    sign_up(page, "hidden")
+    create_project(page, "Hidden portraits")
+    open_avatar_form(page)
+    describe(page)
+    title = page.title()
+
+    generate(page)
+    expect(page.locator("#modal-title")).to_have_text("Generating your preview")
+    # The person looks at another tab while it draws.
+    page.evaluate("Object.defineProperty(document, 'hidden', {value: true, configurable: true})")
+    expect_phase_two(page)
+    expect(page).to_have_title(f"Preview ready - {title}")
+
+    # Back on the tab: the title is the page's own again.
+    page.evaluate(
+        "Object.defineProperty(document, 'hidden', {value: false, configurable: true});"
+        "document.dispatchEvent(new Event('visibilitychange'))"
+    )
+    expect(page).to_have_title(title)

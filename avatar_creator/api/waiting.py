@@ -1,0 +1,282 @@
+"""The waiting routes under ASGI: waiting costs no thread.
+
+Django's ASGI handler runs a request's synchronous code (the middleware, DRF's views) on a thread that belongs to
+that request until its answer is sent (asgiref's ThreadSensitiveContext): a view that waits, or a stream, would
+keep a thread for as long as it lasts. So lumiku/asgi.py puts `WaitingRoutes` in front of Django, and it serves
+the three routes that wait:
+
+- `GET /api/avatar-creator/previews/:id` with `Prefer: wait=N`,
+- `GET /api/avatar-creator/previews/:id/events` (server-sent events),
+- `POST /api/avatar-creator/projects/:id/avatars/generate-preview` without `Prefer: respond-async` (the default).
+
+Each starts with an ordinary call of the API through Django (the status read, or generate-preview asked with
+`Prefer: respond-async`), so authentication, throttles, validation, 404s, CORS and every other header come from
+the one place they always do, in a few milliseconds on a thread. Then it waits on the event bus
+(events.subscribe_async) holding a coroutine and a subscription only, and answers from fresh reads: the status
+read again, the stream's reads (streams.PreviewStream.follow_async) or views.waited_answer. If the client goes away,
+the wait ends. Every other request goes straight to Django.
+
+Under WSGI (`make run`'s runserver, the test client) none of this runs: the views wait themselves.
+"""
+
+import asyncio
+import json
+import re
+from dataclasses import dataclass, field
+from functools import partial
+from io import BytesIO
+
+from django.conf import settings
+from django.core.handlers.asgi import ASGIRequest
+from rest_framework.renderers import JSONRenderer
+
+from avatar_creator import events, selectors
+from avatar_creator.api import streams, views
+from avatar_creator.errors import ServiceError
+from avatar_creator.models import ACTIVE_PREVIEW_STATUSES, Preview
+
+_PREVIEW = re.compile(r"/api/avatar-creator/previews/(?P<pk>[0-9a-fA-F-]{36})(?P<events>/events)?/?")
+_GENERATE = re.compile(r"/api/avatar-creator/projects/[^/]+/avatars/generate-preview/?")
+# What describes the body of Django's first answer: an answer of ours keeps the other headers (CORS, request id,
+# security headers, Vary) and sets these itself.
+_BODY_HEADERS = (b"content-type", b"content-length", b"location", b"preference-applied", b"cache-control")
+_JSON = b"application/json"
+_ACTIVE = {str(status) for status in ACTIVE_PREVIEW_STATUSES}
+
+
+class WaitingRoutes:
+    """ASGI middleware: the waiting routes here, everything else to `app` (Django's ASGI handler)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        route = self._route(scope) if scope["type"] == "http" else None
+        if route is None:
+            await self.app(scope, receive, send)
+            return
+        received = await _read_body(receive, limit=settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+        if received.too_large:
+            # Django answers it (413, nothing created) from the bytes read so far and the rest.
+            await self.app(scope, received.replay(receive), send)
+            return
+        if received.gone:
+            return
+        answer = asyncio.ensure_future(route(scope, received.body, send))
+        gone = asyncio.ensure_future(_disconnected(receive))
+        try:
+            await asyncio.wait({answer, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (answer, gone):
+                task.cancel()
+        if answer.done() and not answer.cancelled():
+            answer.result()  # an error of ours reaches the server, which logs it and answers 500
+
+    def _route(self, scope):
+        path = _path(scope)
+        method, prefer = scope["method"], _header(scope["headers"], b"prefer")
+        preview = _PREVIEW.fullmatch(path)
+        if preview and preview["events"] and method in ("GET", "HEAD"):
+            return partial(self._events, preview_id=preview["pk"])
+        wait = views.preferred_wait(prefer)
+        if preview and wait is not None and method == "GET":
+            return partial(self._preview_wait, wait=wait, preview_id=preview["pk"])
+        if method == "POST" and _GENERATE.fullmatch(path) and not views.wants_async(prefer):
+            return self._generate
+        return None
+
+    async def _call(self, scope, body: bytes = b"") -> "_Answer":
+        """One request through Django (the whole middleware stack and the view), its answer kept."""
+        answer = _Answer()
+        delivered = False
+
+        async def receive():
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await asyncio.Future()  # never: Django stops listening for a disconnect once it has answered
+
+        async def send(message):
+            if message["type"] == "http.response.start":
+                answer.status, answer.headers = message["status"], list(message.get("headers", ()))
+            elif message["type"] == "http.response.body":
+                answer.chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, send)
+        return answer
+
+    async def _preview_wait(self, scope, body, send, *, wait: int, preview_id: str):
+        """`Prefer: wait=N`: the status read, again each time the preview changes, until it is finished or N s pass."""
+        ask = _asking(scope, headers=_without(scope["headers"], b"prefer"))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        async with events.subscribe_async([events.preview_channel(preview_id)]) as subscription:
+            # Read after subscribing: a change committed in between is either in this read or in a message.
+            answer = await self._call(ask)
+            while answer.status == 200 and _status(answer.body) in _ACTIVE:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    answer = await self._call(ask)  # the time is up: the current position and ETA
+                    break
+                if await subscription.get(remaining) is not None:  # None: nothing yet (or a subscribe confirmation)
+                    answer = await self._call(ask)
+        if answer.status == 200:
+            applied = (b"preference-applied", b"wait=%d" % wait)
+            answer.headers = [*_without(answer.headers, b"preference-applied"), applied]
+        await answer.send_to(send)
+
+    async def _events(self, scope, body, send, *, preview_id: str):
+        """The event stream: Django's status read says who may follow it, then PreviewStream sends the changes."""
+        headers = [*_without(scope["headers"], b"prefer", b"last-event-id", b"accept"), (b"accept", _JSON)]
+        check = _asking(scope, method="GET", path=_path(scope).rsplit("/events", 1)[0], headers=headers)
+        answer = await self._call(check)
+        if answer.status != 200:
+            await answer.send_to(send)
+            return
+        headers = [*_without(answer.headers, *_BODY_HEADERS), (b"content-type", b"text/event-stream")]
+        headers += [(name.lower().encode(), value.encode()) for name, value in streams.STREAM_HEADERS.items()]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        if scope["method"] == "GET":
+            stream = streams.PreviewStream(
+                ASGIRequest(scope, BytesIO()), preview_id=preview_id,
+                load=partial(selectors.preview_get_authorized, preview_id=preview_id),
+                last_event_id=_header(scope["headers"], b"last-event-id"),
+            )  # fmt: skip
+            async for event in stream.follow_async():
+                if event:
+                    await send({"type": "http.response.body", "body": event.encode(), "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _generate(self, scope, body, send):
+        """The default generate-preview: asked with `respond-async`, then the wait for the whole batch, then the
+        answer the waiting call gives (views.waited_answer), with the first answer's headers."""
+        prefer = ", ".join(filter(None, [_header(scope["headers"], b"prefer"), "respond-async"]))
+        accepted = await self._call(
+            _asking(scope, headers=[*_without(scope["headers"], b"prefer"), (b"prefer", prefer.encode())]), body
+        )
+        if accepted.status != 202:
+            await accepted.send_to(send)
+            return
+        ids = [preview["id"] for preview in json.loads(accepted.body)["previews"]]
+        load = streams.pooled(_previews)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settings.AVATAR_SYNC_WAIT
+        async with events.subscribe_async([events.preview_channel(pk) for pk in ids]) as subscription:
+            previews = await load(ids)
+            while any(preview.status in _ACTIVE for preview in previews):
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                if await subscription.get(remaining) is not None:
+                    previews = await load(ids)
+        status, content, extra = await streams.pooled(_waited)(ASGIRequest(scope, BytesIO()), previews)
+        answer = _Answer(status, [*_without(accepted.headers, *_BODY_HEADERS), *extra], [content])
+        await answer.send_to(send)
+
+
+def _previews(ids: list[str]) -> list[Preview]:
+    found = Preview.objects.select_related("avatar").in_bulk(ids)
+    return [found[pk] for pk in (Preview._meta.pk.to_python(pk) for pk in ids) if pk in found]
+
+
+def _waited(request, previews) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """The waiting generate-preview's answer as views.generate_preview gives it under WSGI: (status, body, headers)."""
+    try:
+        status, body, headers = 200, views.waited_answer(request, previews), {}
+    except ServiceError as exc:
+        status, body, headers = exc.status, exc.envelope(), exc.headers
+    extra = [(b"content-type", _JSON)]
+    extra += [(name.lower().encode(), str(value).encode()) for name, value in headers.items()]
+    return status, JSONRenderer().render(body), extra
+
+
+@dataclass
+class _Answer:
+    status: int = 500
+    headers: list = field(default_factory=list)
+    chunks: list = field(default_factory=list)
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self.chunks)
+
+    async def send_to(self, send) -> None:
+        body = self.body
+        headers = [*_without(self.headers, b"content-length"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+@dataclass
+class _Received:
+    chunks: list = field(default_factory=list)
+    gone: bool = False
+    too_large: bool = False
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self.chunks)
+
+    def replay(self, receive):
+        """A `receive` that gives what was read already, then the rest from the client."""
+        pending = [{"type": "http.request", "body": self.body, "more_body": True}]
+
+        async def again():
+            return pending.pop() if pending else await receive()
+
+        return again
+
+
+async def _read_body(receive, *, limit: int | None) -> _Received:
+    received, size = _Received(), 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            received.gone = True
+            return received
+        chunk = message.get("body", b"")
+        received.chunks.append(chunk)
+        size += len(chunk)
+        if not message.get("more_body"):
+            return received
+        if limit is not None and size > limit:
+            received.too_large = True
+            return received
+
+
+async def _disconnected(receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def _status(body: bytes) -> str | None:
+    try:
+        return json.loads(body)["preview"]["status"]
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _path(scope) -> str:
+    path, root = scope["path"], scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
+def _asking(scope, *, method: str | None = None, path: str | None = None, headers=None) -> dict:
+    """The scope of an internal call: the client's request with a few things changed."""
+    asked = {**scope, "headers": headers if headers is not None else scope["headers"]}
+    if method is not None:
+        asked["method"] = method
+    if path is not None:
+        asked["path"] = scope.get("root_path", "") + path
+        asked["query_string"] = b""
+        asked.pop("raw_path", None)
+    return asked
+
+
+def _header(headers, name: bytes) -> str:
+    return ", ".join(value.decode("latin-1") for key, value in headers if key.lower() == name)
+
+
+def _without(headers, *names: bytes) -> list:
+    return [(key, value) for key, value in headers if key.lower() not in names]

@@ -1,0 +1,331 @@
+"""The waiting routes as production serves them: lumiku.asgi under a real uvicorn server, a real socket, the event
+bus on real Redis (and a real Celery worker for the waiting generate-preview). See avatar_creator/api/waiting.py.
+
+The server runs in a thread of this process, so it reads the test database and these settings."""
+
+import http.client
+import json
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import redis
+from django.db import connection
+
+from avatar_creator import events, services
+from avatar_creator.api import streams
+from avatar_creator.errors import http_status_for
+from avatar_creator.models import Preview, PreviewStatus
+from tests.factories import make_preview, make_project
+from tests.fake_image_api import Reply
+from tests.services import redis_url, require_redis
+from tests.worker import start_worker_fixture  # noqa: F401 - used as a fixture
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PROMPT = "Professional Indonesian woman with modern hijab, smiling"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def server(settings, monkeypatch):
+    """lumiku.asgi's application under uvicorn on 127.0.0.1, events through real Redis."""
+    import uvicorn
+
+    from lumiku.asgi import application
+
+    require_redis()
+    settings.AVATAR_EVENTS_URL = redis_url()
+    # The server's threads close their connections after each request or read, so none outlives the test database.
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 0)
+    port = free_port()
+    config = uvicorn.Config(application, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+    instance = uvicorn.Server(config)
+    thread = threading.Thread(target=instance.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not instance.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert instance.started, "uvicorn did not start"
+    yield port
+    instance.should_exit = True
+    thread.join(20)
+
+
+@pytest.fixture
+def project(alice):
+    return make_project(alice)
+
+
+def request(port, method, path, *, token=None, headers=None, body=None, timeout=30):
+    """(status, headers, parsed JSON body) of one call on a new connection."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    sent = {**({"Authorization": f"Bearer {token}"} if token else {}), **(headers or {})}
+    if body is not None:
+        sent["Content-Type"] = "application/json"
+        body = json.dumps(body)
+    conn.request(method, path, body=body, headers=sent)
+    response = conn.getresponse()
+    raw = response.read()
+    conn.close()
+    return response.status, response, json.loads(raw) if raw else None
+
+
+def detail(preview_id) -> str:
+    return f"/api/avatar-creator/previews/{preview_id}"
+
+
+def later(seconds, change, *args):
+    """Change previews from another thread, as a worker would (its own database connection, closed after)."""
+
+    def run():
+        try:
+            change(*args)
+        finally:
+            connection.close()
+
+    timer = threading.Timer(seconds, run)
+    timer.start()
+    return timer
+
+
+def cancel(*preview_ids):
+    for preview_id in preview_ids:
+        services.preview_cancel(preview=Preview.objects.get(pk=preview_id))
+
+
+class EventReader:
+    """A text/event-stream read off a raw socket: (id, data) of each `preview` event, comments counted."""
+
+    def __init__(self, port, path, *, token=None, last_event_id=None):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+        headers = {"Accept": "text/event-stream"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = str(last_event_id)
+        self.conn.request("GET", path, headers=headers)
+        self.response = self.conn.getresponse()
+        self.comments = 0
+
+    def next_event(self) -> dict | None:
+        """The next `preview` event; None at the end of the stream."""
+        fields = {}
+        while True:
+            line = self.response.readline().decode()
+            if not line:
+                return None
+            line = line.rstrip("\n")
+            if not line:
+                if fields.get("event") == "preview":
+                    return {"id": int(fields["id"]), "data": json.loads(fields["data"])}
+                fields = {}
+            elif line.startswith(":"):
+                self.comments += 1
+            else:
+                name, _, value = line.partition(": ")
+                fields[name] = value
+
+    def close(self):
+        self.conn.close()
+
+
+def subscribers(preview_id) -> int:
+    client = redis.Redis.from_url(redis_url())
+    return dict(client.pubsub_numsub(events.preview_channel(preview_id)))[events.preview_channel(preview_id).encode()]
+
+
+# Prefer: wait
+
+
+def test_prefer_wait_answers_when_the_preview_changes_with_django_headers(server, alice, project):
+    queued = make_preview(alice, project)
+    later(0.5, cancel, queued.pk)
+    started = time.monotonic()
+    status, response, body = request(server, "GET", detail(queued.pk), token=alice.token, headers={"Prefer": "wait=20"})
+    elapsed = time.monotonic() - started
+
+    assert (status, body["preview"]["status"], response.getheader("Preference-Applied")) == (200, "canceled", "wait=20")
+    assert 0.5 <= elapsed < 3
+    # The headers Django's middleware adds are there, as on any other answer.
+    assert len(response.getheader("X-Request-ID")) == 32
+    assert response.getheader("X-Content-Type-Options") == "nosniff"
+    assert int(response.getheader("Content-Length")) == len(json.dumps(body, separators=(",", ":")).encode())
+
+
+def test_prefer_wait_answers_the_current_state_when_the_time_is_up(server, alice, project):
+    queued = make_preview(alice, project)
+    started = time.monotonic()
+    status, response, body = request(server, "GET", detail(queued.pk), token=alice.token, headers={"Prefer": "wait=1"})
+    assert (status, body["preview"]["status"], response.getheader("Preference-Applied")) == (200, "queued", "wait=1")
+    assert 1 <= time.monotonic() - started < 3
+
+
+def test_prefer_wait_refuses_like_the_status_read(server, alice, bob, project, anon):
+    queued = make_preview(alice, project)
+    status, response, body = request(server, "GET", detail(queued.pk), token=bob.token, headers={"Prefer": "wait=30"})
+    assert (status, body["error"]["code"], response.getheader("Preference-Applied")) == (404, "NOT_FOUND", None)
+    status, _, body = request(server, "GET", detail(queued.pk), headers={"Prefer": "wait=30"})
+    assert (status, body["error"]["code"]) == (401, "UNAUTHENTICATED")
+
+
+def test_waits_hold_no_thread_and_let_go_when_the_client_leaves(server, alice, project):
+    """Forty waiting calls at once: the server's thread count stays flat (the naive way holds forty), and a client
+    that hangs up ends its wait (its Redis subscription goes)."""
+    previews = [make_preview(alice, project) for _ in range(40)]
+    before = threading.active_count()
+    with ThreadPoolExecutor(40) as pool:
+        calls = [
+            pool.submit(request, server, "GET", detail(p.pk), token=alice.token, headers={"Prefer": "wait=30"})
+            for p in previews
+        ]
+        deadline = time.monotonic() + 15
+        while sum(subscribers(p.pk) for p in previews) < 40 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        during = threading.active_count()
+        cancel(*[p.pk for p in previews])
+        answers = [call.result(timeout=30) for call in calls]
+
+    assert [body["preview"]["status"] for _, _, body in answers] == ["canceled"] * 40
+    # The 40 client threads of this test, plus at most the event loop's small shared pool.
+    assert during - before <= 40 + 12, (before, during)
+
+    leaving = make_preview(alice, project)
+    conn = http.client.HTTPConnection("127.0.0.1", server, timeout=5)
+    conn.request("GET", detail(leaving.pk), headers={"Authorization": f"Bearer {alice.token}", "Prefer": "wait=60"})
+    deadline = time.monotonic() + 10
+    while subscribers(leaving.pk) == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert subscribers(leaving.pk) == 1
+    conn.close()
+    deadline = time.monotonic() + 10
+    while subscribers(leaving.pk) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert subscribers(leaving.pk) == 0
+
+
+# The event stream
+
+
+def test_event_stream_sends_each_change_then_ends(server, alice, project):
+    queued = make_preview(alice, project)
+    reader = EventReader(server, f"{detail(queued.pk)}/events", token=alice.token)
+    assert reader.response.status == 200
+    assert reader.response.getheader("Content-Type") == "text/event-stream"
+    assert reader.response.getheader("Cache-Control") == "no-cache"
+    first = reader.next_event()
+    later(0.3, cancel, queued.pk)
+    started = time.monotonic()
+    second = reader.next_event()
+    assert time.monotonic() - started < 2
+    assert reader.next_event() is None  # the stream ended after the finished state
+    reader.close()
+
+    assert [first["data"]["status"], second["data"]["status"]] == ["queued", "canceled"]
+    assert second["id"] > first["id"]
+    assert second["data"] == request(server, "GET", detail(queued.pk), token=alice.token)[2]["preview"]
+
+
+def test_event_stream_resumes_and_beats(server, alice, project, monkeypatch):
+    monkeypatch.setattr(streams, "HEARTBEAT_SECONDS", 0.3)
+    done = make_preview(alice, project, status=PreviewStatus.SUCCEEDED)
+    reader = EventReader(server, f"{detail(done.pk)}/events", token=alice.token)
+    event = reader.next_event()
+    reader.close()
+    # Resumed with the last id: nothing is sent again, and the stream ends (the preview is finished).
+    again = EventReader(server, f"{detail(done.pk)}/events", token=alice.token, last_event_id=event["id"])
+    assert again.next_event() is None
+    again.close()
+
+    queued = make_preview(alice, project)
+    beating = EventReader(server, f"{detail(queued.pk)}/events", token=alice.token)
+    beating.next_event()
+    later(1.0, cancel, queued.pk)
+    assert beating.next_event()["data"]["status"] == "canceled"
+    assert beating.comments >= 2
+    beating.close()
+
+
+def test_event_stream_of_another_users_preview_is_404_and_needs_auth(server, alice, bob, project):
+    preview = make_preview(alice, project)
+    status, _, body = request(server, "GET", f"{detail(preview.pk)}/events", token=bob.token)
+    assert (status, body["error"]["code"]) == (404, "NOT_FOUND")
+    status, _, body = request(server, "GET", f"{detail(preview.pk)}/events")
+    assert (status, body["error"]["code"]) == (401, "UNAUTHENTICATED")
+
+
+def test_event_stream_ends_its_subscription_when_the_client_leaves(server, alice, project):
+    queued = make_preview(alice, project)
+    reader = EventReader(server, f"{detail(queued.pk)}/events", token=alice.token)
+    reader.next_event()
+    assert subscribers(queued.pk) == 1
+    reader.close()
+    deadline = time.monotonic() + 10
+    while subscribers(queued.pk) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert subscribers(queued.pk) == 0
+
+
+# The default (waiting) generate-preview, with a real Celery worker
+
+
+def test_waiting_generate_preview_is_woken_and_answers_as_under_wsgi(server, start_worker, fake_image_api, alice):
+    fake_image_api.script(Reply("ok", delay=1), Reply("ok", delay=1))
+    start_worker()
+    project = make_project(alice)
+    path = f"/api/avatar-creator/projects/{project.pk}/avatars/generate-preview"
+    started = time.monotonic()
+    status, response, body = request(server, "POST", path, token=alice.token, body={"prompt": PROMPT, "count": 2})
+    elapsed = time.monotonic() - started
+
+    assert status == 200, body
+    assert [p["status"] for p in body["previews"]] == ["succeeded", "succeeded"]
+    assert body["preview"] == body["previews"][0]
+    assert all(p["imageBase64"] and p["thumbnailBase64"] for p in body["previews"])
+    assert body["message"] == "Preview generated successfully. Review and save if you like it."
+    assert response.getheader("Location") is None and response.getheader("Preference-Applied") is None
+    assert len(response.getheader("X-Request-ID")) == 32
+    assert elapsed < 10
+
+
+def test_waiting_generate_preview_failure_and_refusals(server, start_worker, fake_image_api, alice, settings):
+    fake_image_api.script(Reply("bad_request"))
+    start_worker()
+    project = make_project(alice)
+    path = f"/api/avatar-creator/projects/{project.pk}/avatars/generate-preview"
+    status, _, body = request(server, "POST", path, token=alice.token, body={"prompt": PROMPT})
+    failed = Preview.objects.get(pk=body["error"]["details"]["previewId"])
+    assert failed.status == PreviewStatus.FAILED
+    assert (status, body["error"]["code"]) == (http_status_for(failed.error_code), failed.error_code)
+
+    # Refused before anything is created: Django's answer as is.
+    status, _, body = request(server, "POST", path, token=alice.token, body={"prompt": "short"})
+    assert (status, body["error"]["code"]) == (400, "VALIDATION_ERROR")
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    status, _, body = request(server, "POST", path, token=alice.token, body={"prompt": PROMPT + "x" * 5000})
+    assert (status, body["error"]["code"]) == (413, "PAYLOAD_TOO_LARGE")
+    assert Preview.objects.filter(owner=alice).count() == 1
+
+
+def test_waiting_generate_preview_that_runs_out_of_time_says_where_to_follow(server, alice, settings):
+    """No worker: the preview stays queued; the wait ends after AVATAR_SYNC_WAIT with 504 and `Location`."""
+    from tests.worker import use_broker
+
+    settings.AVATAR_SYNC_WAIT = 1
+    use_broker(redis_url())
+    try:
+        project = make_project(alice)
+        path = f"/api/avatar-creator/projects/{project.pk}/avatars/generate-preview"
+        status, response, body = request(server, "POST", path, token=alice.token, body={"prompt": PROMPT})
+    finally:
+        use_broker(None)
+        redis.Redis.from_url(redis_url()).flushdb()  # the task nobody took
+    assert (status, body["error"]["code"]) == (504, "GENERATION_TIMEOUT")
+    assert response.getheader("Location") == detail(body["error"]["details"]["previewId"])
