@@ -15,6 +15,7 @@ import logging
 import queue as stdlib_queue
 import threading
 import time
+import weakref
 from contextlib import asynccontextmanager, contextmanager, suppress
 
 import redis
@@ -254,27 +255,91 @@ async def subscribe_async(channels: list[str]):
         with _local.listening(channels, deliver):
             yield Subscription(get)
         return
-    client = redis.asyncio.Redis.from_url(url, socket_connect_timeout=2)
-    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    hub = _hub(url)
+    inbox: asyncio.Queue = asyncio.Queue()
     try:
-        await pubsub.subscribe(*channels)
+        await hub.add(channels, inbox)
+        connected = True
     except redis.RedisError as exc:
         logger.warning("event bus unreachable, following by reading the row: %s", exc)
-        pubsub = None
+        connected = False
 
     async def get_redis(timeout: float):
-        if pubsub is None:
+        if not connected:
             await asyncio.sleep(_degraded_pause(timeout))
             return _REREAD
         try:
-            return _received(await pubsub.get_message(timeout=max(timeout, 0)))
-        except redis.RedisError as exc:
-            return _lost(exc)
+            return await asyncio.wait_for(inbox.get(), timeout=max(timeout, 0))
+        except TimeoutError:
+            return None
 
     try:
         yield Subscription(get_redis)
     finally:
-        if pubsub is not None:
-            with suppress(redis.RedisError):
-                await pubsub.aclose()
-        await client.aclose()
+        await hub.remove(channels, inbox)
+
+
+class _Hub:
+    """One Redis pub/sub connection per event loop, shared by every coroutine of that loop that waits (each open
+    event stream, each `Prefer: wait`): channels are subscribed while someone listens to them, and a reader task hands
+    each message to its listeners' queues. A thousand open streams cost one connection, not a thousand.
+
+    If the connection breaks, every listener is told to read its row again (a message may have been lost), at most
+    once per _DEGRADED_READ_INTERVAL while it stays broken; redis-py reconnects and subscribes again by itself."""
+
+    def __init__(self, url: str):
+        self.pubsub = redis.asyncio.Redis.from_url(url, socket_connect_timeout=2).pubsub(ignore_subscribe_messages=True)
+        self.listeners: dict[str, set[asyncio.Queue]] = {}
+        self.lock = asyncio.Lock()
+        self.reader: asyncio.Task | None = None
+
+    async def add(self, channels, inbox: asyncio.Queue) -> None:
+        async with self.lock:
+            new = [channel for channel in dict.fromkeys(channels) if channel not in self.listeners]
+            if new:
+                await self.pubsub.subscribe(*new)
+            for channel in channels:
+                self.listeners.setdefault(channel, set()).add(inbox)
+            if self.reader is None or self.reader.done():
+                self.reader = asyncio.create_task(self._read())
+
+    async def remove(self, channels, inbox: asyncio.Queue) -> None:
+        async with self.lock:
+            unheard = []
+            for channel in dict.fromkeys(channels):
+                inboxes = self.listeners.get(channel)
+                if inboxes is not None:
+                    inboxes.discard(inbox)
+                    if not inboxes:
+                        del self.listeners[channel]
+                        unheard.append(channel)
+            if unheard:
+                with suppress(redis.RedisError):
+                    await self.pubsub.unsubscribe(*unheard)
+
+    async def _read(self) -> None:
+        while self.listeners:
+            try:
+                message = _received(await self.pubsub.get_message(timeout=1.0))
+            except redis.RedisError as exc:
+                logger.warning("event bus lost, reading the rows: %s", exc)
+                self._tell_all(_REREAD)
+                await asyncio.sleep(_DEGRADED_READ_INTERVAL)
+                continue
+            if message is not None:
+                for inbox in self.listeners.get(message[0], ()):
+                    inbox.put_nowait(message)
+
+    def _tell_all(self, message) -> None:
+        for inbox in {inbox for inboxes in self.listeners.values() for inbox in inboxes}:
+            inbox.put_nowait(message)
+
+
+_hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Hub]]" = weakref.WeakKeyDictionary()
+
+
+def _hub(url: str) -> _Hub:
+    per_loop = _hubs.setdefault(asyncio.get_running_loop(), {})
+    if url not in per_loop:
+        per_loop[url] = _Hub(url)
+    return per_loop[url]

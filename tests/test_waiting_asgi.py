@@ -142,6 +142,13 @@ def subscribers(preview_id) -> int:
     return dict(client.pubsub_numsub(events.preview_channel(preview_id)))[events.preview_channel(preview_id).encode()]
 
 
+def listening_connections() -> int:
+    """Redis connections subscribed to something, on the tests' Redis db."""
+    client = redis.Redis.from_url(redis_url())
+    db = client.connection_pool.connection_kwargs.get("db", 0)
+    return sum(1 for entry in client.client_list() if int(entry["db"]) == db and int(entry["sub"]) > 0)
+
+
 # Prefer: wait
 
 
@@ -177,8 +184,8 @@ def test_prefer_wait_refuses_like_the_status_read(server, alice, bob, project, a
 
 
 def test_waits_hold_no_thread_and_let_go_when_the_client_leaves(server, alice, project):
-    """Forty waiting calls at once: the server's thread count stays flat (the naive way holds forty), and a client
-    that hangs up ends its wait (its Redis subscription goes)."""
+    """Forty waiting calls at once: the server's thread count stays flat (the naive way holds forty) and they share
+    one Redis connection; a client that hangs up ends its wait (its Redis subscription goes)."""
     previews = [make_preview(alice, project) for _ in range(40)]
     before = threading.active_count()
     with ThreadPoolExecutor(40) as pool:
@@ -190,12 +197,15 @@ def test_waits_hold_no_thread_and_let_go_when_the_client_leaves(server, alice, p
         while sum(subscribers(p.pk) for p in previews) < 40 and time.monotonic() < deadline:
             time.sleep(0.1)
         during = threading.active_count()
+        listening = listening_connections()
         cancel(*[p.pk for p in previews])
         answers = [call.result(timeout=30) for call in calls]
 
     assert [body["preview"]["status"] for _, _, body in answers] == ["canceled"] * 40
     # The 40 client threads of this test, plus at most the event loop's small shared pool.
     assert during - before <= 40 + 12, (before, during)
+    # One Redis connection carries all forty subscriptions.
+    assert listening == 1
 
     leaving = make_preview(alice, project)
     conn = http.client.HTTPConnection("127.0.0.1", server, timeout=5)
@@ -329,3 +339,32 @@ def test_waiting_generate_preview_that_runs_out_of_time_says_where_to_follow(ser
         redis.Redis.from_url(redis_url()).flushdb()  # the task nobody took
     assert (status, body["error"]["code"]) == (504, "GENERATION_TIMEOUT")
     assert response.getheader("Location") == detail(body["error"]["details"]["previewId"])
+
+
+def test_a_wait_outlives_a_broken_bus_connection(server, alice, project):
+    """The shared subscription's connection is killed mid-wait: the waiter reads its row again, the connection comes
+    back subscribed, and the change after it still wakes the wait."""
+    queued = make_preview(alice, project)
+    client = redis.Redis.from_url(redis_url())
+    db = client.connection_pool.connection_kwargs.get("db", 0)
+
+    def kill_then_cancel():
+        for entry in client.client_list():
+            if int(entry["db"]) == db and int(entry["sub"]) > 0:
+                client.client_kill_filter(_id=entry["id"])
+        deadline = time.monotonic() + 10
+        while subscribers(queued.pk) == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        cancel(queued.pk)
+
+    deadline = time.monotonic() + 10
+    waiting = ThreadPoolExecutor(1).submit(
+        request, server, "GET", detail(queued.pk), token=alice.token, headers={"Prefer": "wait=20"}
+    )
+    while subscribers(queued.pk) == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    started = time.monotonic()
+    later(0, kill_then_cancel)
+    status, _, body = waiting.result(timeout=30)
+    assert (status, body["preview"]["status"]) == (200, "canceled")
+    assert time.monotonic() - started < 5
