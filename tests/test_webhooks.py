@@ -92,7 +92,8 @@ def test_webhook_secret_needs_authentication(anon):
     assert (response.status_code, response.json()["error"]["code"]) == (401, "UNAUTHENTICATED")
 
 
-def test_webhook_is_posted_signed_when_the_preview_finishes(allow_private, receiver, alice_api, alice):
+def test_webhook_is_posted_signed_when_the_preview_finishes(allow_private, receiver, alice_api, alice, settings):
+    settings.AVATAR_PUBLIC_URL = "https://avatars.example.com"
     secret = alice_api.get("/api/auth/webhook-secret").json()["secret"]
     project = make_project(alice)
     url = f"/api/avatar-creator/projects/{project.pk}/avatars/generate-preview"
@@ -113,6 +114,8 @@ def test_webhook_is_posted_signed_when_the_preview_finishes(allow_private, recei
     assert (payload["type"], payload["data"]["id"], payload["data"]["status"]) == (
         "preview.completed", preview["id"], "succeeded",
     )  # fmt: skip
+    # Outside a request, links are made absolute with the site's public address.
+    assert payload["data"]["imageUrl"] == f"https://avatars.example.com/api/avatar-creator/previews/{preview['id']}/image"
     deadline = time.monotonic() + 5
     while Preview.objects.get(pk=preview["id"]).webhook_delivered_at is None and time.monotonic() < deadline:
         time.sleep(0.05)

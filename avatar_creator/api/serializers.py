@@ -2,6 +2,7 @@
 
 import base64
 
+from django.conf import settings
 from rest_framework import serializers
 
 from avatar_creator import files, selectors
@@ -46,10 +47,12 @@ class StrictIntegerField(serializers.IntegerField):
 
 
 def absolute_url(request, url: str | None) -> str | None:
-    if not url:
-        return None
-    if url.startswith(("http://", "https://")) or request is None:
-        return url
+    """The link as the client reaches it: from the request's address, or (outside a request: webhook payloads) from
+    AVATAR_PUBLIC_URL when it is set."""
+    if not url or url.startswith(("http://", "https://")):
+        return url or None
+    if request is None:
+        return f"{settings.AVATAR_PUBLIC_URL}{url}" if settings.AVATAR_PUBLIC_URL and url.startswith("/") else url
     return request.build_absolute_uri(url)
 
 

@@ -294,6 +294,9 @@ AVATAR_HEARTBEAT_STALE = env.float("AVATAR_HEARTBEAT_STALE", default=10.0)
 # Webhooks: private, loopback and link-local targets (and plain http) only when this is true (local tests).
 AVATAR_WEBHOOK_ALLOW_PRIVATE = env.bool("AVATAR_WEBHOOK_ALLOW_PRIVATE", default=False)
 AVATAR_WEBHOOK_TIMEOUT = env.float("AVATAR_WEBHOOK_TIMEOUT", default=5.0)
+# The site's public address (e.g. https://avatars.example.com): links in what is sent outside a request (webhook
+# payloads) are made absolute with it. Empty: those links stay relative to the API's address.
+AVATAR_PUBLIC_URL = env("AVATAR_PUBLIC_URL", default="").rstrip("/")
 
 # Prometheus metrics at /metrics, only with this bearer token set (lumiku/metrics.py).
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
