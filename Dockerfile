@@ -20,4 +20,6 @@ EXPOSE 8000
 # Migrates once (an advisory lock, safe with several replicas) and runs the start-up checks, then execs CMD as the
 # non-root `lumiku` user; set LUMIKU_MIGRATE=false on workers and beat. Probes: GET /healthz, GET /readyz.
 ENTRYPOINT ["sh", "/app/docker/entrypoint.sh"]
-CMD ["gunicorn", "lumiku.wsgi:application", "--bind", "0.0.0.0:8000", "--worker-class", "gthread", "--workers", "2", "--threads", "16", "--timeout", "240"]
+# granian serves lumiku.asgi: the waiting routes (Prefer: wait, the event stream, the waiting generate-preview) hold no
+# thread; everything else runs on WEB_THREADS threads per worker process (bench/README.md, "Serving").
+CMD ["granian", "--interface", "asgi", "--host", "0.0.0.0", "--port", "8000", "--workers", "2", "--no-ws", "--access-log", "lumiku.asgi:application"]

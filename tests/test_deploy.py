@@ -1,6 +1,7 @@
 """The deployment: docker-compose.dev.yml as Docker would read it, and the image's entrypoint run as several replicas
 starting together against one fresh PostgreSQL database."""
 
+import json
 import os
 import subprocess
 import sys
@@ -31,9 +32,11 @@ def test_compose_runs_the_five_services(compose):
     assert sorted(compose["services"]) == ["beat", "postgres", "redis", "web", "worker"]
 
 
-def test_compose_web_serves_gunicorn_and_leaves_migrating_to_the_entrypoint(compose):
+def test_compose_web_serves_the_asgi_app_and_leaves_migrating_to_the_entrypoint(compose):
     web = compose["services"]["web"]
-    assert web["command"].split()[:2] == ["gunicorn", "lumiku.wsgi:application"]
+    command = web["command"].split()
+    assert (command[0], command[-1]) == ("granian", "lumiku.asgi:application")
+    assert command[command.index("--interface") + 1] == "asgi"
     assert "migrate" not in web["command"]
     assert web["environment"]["LUMIKU_MIGRATE"] == "true"
     assert web["ports"] == ["8000:8000"]
@@ -81,6 +84,11 @@ def test_compose_app_services_share_the_production_environment(compose, service)
 @pytest.mark.parametrize("service", ["postgres", "redis"])
 def test_compose_services_have_healthchecks(compose, service):
     assert compose["services"][service]["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL")
+
+
+def test_dockerfile_serves_the_asgi_app_as_compose_does(compose):
+    (cmd,) = [line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("CMD ")]
+    assert json.loads(cmd[len("CMD ") :]) == compose["services"]["web"]["command"].split()
 
 
 def test_dockerfile_uses_the_entrypoint_as_a_non_root_user():

@@ -5,10 +5,15 @@ The server runs in a thread of this process, so it reads the test database and t
 
 import http.client
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import redis
@@ -26,6 +31,7 @@ from tests.worker import start_worker_fixture  # noqa: F401 - used as a fixture
 pytestmark = pytest.mark.django_db(transaction=True)
 
 PROMPT = "Professional Indonesian woman with modern hijab, smiling"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -184,9 +190,13 @@ def test_prefer_wait_refuses_like_the_status_read(server, alice, bob, project, a
 
 
 def test_waits_hold_no_thread_and_let_go_when_the_client_leaves(server, alice, project):
-    """Forty waiting calls at once: the server's thread count stays flat (the naive way holds forty) and they share
-    one Redis connection; a client that hangs up ends its wait (its Redis subscription goes)."""
+    """Forty waiting calls at once, more than the server has threads for requests: all wait together, a cheap request
+    is answered meanwhile, the thread count does not grow with them (the naive way holds forty), and they share one
+    Redis connection; a client that hangs up ends its wait (its Redis subscription goes)."""
+    from lumiku.asgi import WEB_THREADS
+
     previews = [make_preview(alice, project) for _ in range(40)]
+    assert len(previews) > WEB_THREADS
     before = threading.active_count()
     with ThreadPoolExecutor(40) as pool:
         calls = [
@@ -196,14 +206,19 @@ def test_waits_hold_no_thread_and_let_go_when_the_client_leaves(server, alice, p
         deadline = time.monotonic() + 15
         while sum(subscribers(p.pk) for p in previews) < 40 and time.monotonic() < deadline:
             time.sleep(0.1)
+        waiting = sum(subscribers(p.pk) for p in previews)
         during = threading.active_count()
         listening = listening_connections()
+        cheap_started = time.monotonic()
+        assert request(server, "GET", "/api/auth/me", token=alice.token)[0] == 200
+        cheap = time.monotonic() - cheap_started
         cancel(*[p.pk for p in previews])
         answers = [call.result(timeout=30) for call in calls]
 
     assert [body["preview"]["status"] for _, _, body in answers] == ["canceled"] * 40
-    # The 40 client threads of this test, plus at most the event loop's small shared pool.
-    assert during - before <= 40 + 12, (before, during)
+    assert (waiting, cheap < 2) == (40, True)
+    # The 40 client threads of this test, plus at most the request threads and the event loop's small shared pool.
+    assert during - before <= 40 + WEB_THREADS + 12, (before, during)
     # One Redis connection carries all forty subscriptions.
     assert listening == 1
 
@@ -368,3 +383,62 @@ def test_a_wait_outlives_a_broken_bus_connection(server, alice, project):
     status, _, body = waiting.result(timeout=30)
     assert (status, body["preview"]["status"]) == (200, "canceled")
     assert time.monotonic() - started < 5
+
+
+# The production server
+
+
+def test_granian_serves_the_app_as_the_dockerfile_says(alice, project, tmp_path):
+    """The Dockerfile's command (its port aside) with the production settings on this test database: probes, a status
+    read, `Prefer: wait` and the event stream, woken by a change made here."""
+    from tests.worker import _database_url
+
+    require_redis()
+    (cmd,) = [line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("CMD ")]
+    command = json.loads(cmd[len("CMD ") :])
+    port = free_port()
+    command[command.index("--host") + 1], command[command.index("--port") + 1] = "127.0.0.1", str(port)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "lumiku.settings.production",
+        "DJANGO_SECRET_KEY": "test-only-" + "x" * 40,
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "DJANGO_SECURE_SSL_REDIRECT": "false",
+        "DATABASE_URL": _database_url(),
+        "DB_CONN_MAX_AGE": "0",
+        "REDIS_URL": redis_url(),
+        "AVATAR_GENERATOR": "offline",
+        "MEDIA_ROOT": str(tmp_path / "media"),
+        "PRIVATE_MEDIA_ROOT": str(tmp_path / "private"),
+        "LOG_LEVEL": "WARNING",
+    }
+    log = open(tmp_path / "granian.log", "wb")  # noqa: SIM115 - closed below
+    command[0] = str(Path(sys.executable).with_name("granian"))
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if request(port, "GET", "/healthz", timeout=2)[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.2)
+        assert request(port, "GET", "/readyz")[0] == 200, (tmp_path / "granian.log").read_text()
+
+        queued = make_preview(alice, project)
+        reader = EventReader(port, f"{detail(queued.pk)}/events", token=alice.token)
+        assert reader.next_event()["data"]["status"] == "queued"
+        later(0.5, cancel, queued.pk)
+        waited = request(port, "GET", detail(queued.pk), token=alice.token, headers={"Prefer": "wait=10"})
+        assert (waited[0], waited[2]["preview"]["status"], waited[1].getheader("Preference-Applied")) == (
+            200, "canceled", "wait=10",
+        )  # fmt: skip
+        assert reader.next_event()["data"]["status"] == "canceled"
+        reader.close()
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()

@@ -115,7 +115,9 @@ def test_webhook_is_posted_signed_when_the_preview_finishes(allow_private, recei
         "preview.completed", preview["id"], "succeeded",
     )  # fmt: skip
     # Outside a request, links are made absolute with the site's public address.
-    assert payload["data"]["imageUrl"] == f"https://avatars.example.com/api/avatar-creator/previews/{preview['id']}/image"
+    assert (
+        payload["data"]["imageUrl"] == f"https://avatars.example.com/api/avatar-creator/previews/{preview['id']}/image"
+    )
     deadline = time.monotonic() + 5
     while Preview.objects.get(pk=preview["id"]).webhook_delivered_at is None and time.monotonic() < deadline:
         time.sleep(0.05)
