@@ -1,8 +1,8 @@
 """The shape of the project's own middleware: one class that runs under WSGI and ASGI alike.
 
-Django runs a sync-only middleware under ASGI by handing every request to a thread and back; the event stream and
-the waiting requests must not pay that. A subclass writes `call` (sync) and `acall` (async); the server's mode
-picks one when the middleware chain is built.
+A subclass writes `call` (sync) and `acall` (async); the handler's mode picks one when the middleware chain is built.
+Production runs Django's WSGI handler even under ASGI (lumiku/asgi.py), so `call` is what serves there; `acall`
+keeps Django's own ASGI handler (`django.core.asgi`, the async test client) from handing these to a thread and back.
 """
 
 from abc import ABC, abstractmethod
