@@ -10,6 +10,7 @@ import base64
 import binascii
 import io
 import logging
+import os
 import warnings
 from dataclasses import dataclass
 
@@ -49,6 +50,17 @@ def content_type_for(name: str) -> str:
 _THUMBNAIL_CENTERING = {"half_body": (0.5, 0.5), "full_body": (0.5, 0.1)}
 _WHITE = (255, 255, 255)
 _ALLOWED_NAMES = "JPEG, PNG or WebP"
+
+# Pillow hands every image's pixel memory back to the system when the image is freed (it keeps no blocks by default),
+# so the decode, copies and resizes of each preview map fresh pages and pay a page fault per 4 kB. Keeping two freed
+# blocks for the next image makes the worker's image work ~1/5 cheaper (process_image of a 1024 px JPEG inside
+# preview_attempt: ~22 -> ~18 ms of CPU, page faults per preview 2900 -> 770; 4 blocks measured less, 1 nothing). The
+# peak memory grows ~1 MB, but the resident size stays near the peak between images instead of dropping (~9 MB for
+# a 1024 px preview; at most two 16 MB blocks after a large upload). Process-wide, like Pillow's own
+# PILLOW_BLOCKS_MAX, which wins when set.
+_PILLOW_BLOCKS_KEPT = 2
+if "PILLOW_BLOCKS_MAX" not in os.environ:
+    Image.core.set_blocks_max(_PILLOW_BLOCKS_KEPT)
 
 
 class ImageRejected(ServiceError):
@@ -256,7 +268,8 @@ def make_thumbnail(img: Image.Image, *, body_type: str = "half_body", size: int 
     if body_type not in _THUMBNAIL_CENTERING:
         raise ValueError(f"unknown body type {body_type!r}")
     try:
-        source = _flatten_rgb(img)
+        # Every step below makes a new image, so plain RGB needs no flattened copy of its own (3 MB at 1024 px).
+        source = img if img.mode == "RGB" and not img.has_transparency_data else _flatten_rgb(img)
         # Box-average by a whole factor first while LANCZOS keeps at least 1.5x the output's pixels to filter:
         # a 1024 px preview resamples from 512 px, about 4x less work, and the 300 px result looks the same.
         factor = min(source.size) * 2 // (size * 3)

@@ -8,6 +8,7 @@ exactly one save charge is linked to it, and every balance is the sum of its led
 import base64
 import re
 import socket
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 from django.core.files.storage import storages
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from avatar_creator import generators, services, tasks
@@ -28,6 +30,7 @@ from avatar_creator.models import (
     PreviewStatus,
     preview_storage,
 )
+from avatar_creator.services import previews as previews_service
 from lumiku.celery import app
 from tests.factories import jpeg_bytes, make_preview, make_project, wait_finished
 from tests.fake_image_api import Reply
@@ -277,6 +280,95 @@ def test_reaped_preview_discards_the_late_result_and_cannot_be_saved(alice_api, 
     assert (response.status_code, response.json()["error"]["code"]) == (409, "PREVIEW_NOT_AVAILABLE")
     assert (Avatar.objects.count(), balance(alice)) == (0, 100)
     assert_every_save_charged_once()
+
+
+# The worker's unlocked changes (services/previews.py `_preview_change_at`): a change that lands between its read
+# and its write wins, as it would under the lock.
+
+
+def _cancel_before(monkeypatch, status: str) -> None:
+    """Cancel the preview just before the worker writes the change it decided on a row read as `status`."""
+    real = previews_service._preview_change_at
+
+    def cancel_first(preview, change):
+        if preview.status == status:
+            services.preview_cancel(preview=Preview.objects.get(pk=preview.pk))
+        return real(preview, change)
+
+    monkeypatch.setattr(previews_service, "_preview_change_at", cancel_first)
+
+
+def test_a_cancel_between_the_workers_read_and_its_start_is_kept(alice, monkeypatch):
+    preview = make_preview(alice, make_project(alice))
+    _cancel_before(monkeypatch, PreviewStatus.QUEUED)
+    asked = []
+    monkeypatch.setattr(generators, "get_generator", lambda: asked.append(1) or generators.OfflineGenerator())
+
+    outcome = services.preview_attempt(preview_id=preview.pk)
+
+    preview.refresh_from_db()
+    assert (outcome.status, preview.status, preview.attempts, preview.version, asked) == (
+        "canceled", "canceled", 0, 1, []
+    )  # fmt: skip
+
+
+def test_a_cancel_while_generating_is_kept_and_the_result_dropped(alice, monkeypatch):
+    preview = make_preview(alice, make_project(alice))
+    _cancel_before(monkeypatch, PreviewStatus.RUNNING)  # the success: decided on the row as the start left it
+
+    outcome = services.preview_attempt(preview_id=preview.pk)
+
+    preview.refresh_from_db()
+    assert (outcome.status, preview.status, preview.attempts, preview.version) == ("canceled", "canceled", 1, 2)
+    assert (preview.image.name, preview.thumbnail.name) == ("", "")
+    assert files_under(django_settings.PRIVATE_MEDIA_ROOT) == []
+
+
+def _generating_for(seconds: float):
+    class Slow:
+        name = model = "offline"
+
+        def generate(self, request):
+            time.sleep(seconds)
+            return generators.OfflineGenerator().generate(request)
+
+    return Slow
+
+
+def test_a_running_attempt_beats_its_heartbeat(alice, settings, monkeypatch):
+    """The reaper tells a slow generation from a dead worker by the beat."""
+    settings.AVATAR_HEARTBEAT_INTERVAL = 0.05
+    monkeypatch.setattr(generators, "get_generator", _generating_for(0.5))
+    preview = make_preview(alice, make_project(alice))
+
+    assert services.preview_attempt(preview_id=preview.pk).status == "succeeded"
+
+    preview.refresh_from_db()
+    assert preview.heartbeat_at - preview.started_at >= timedelta(seconds=0.3)
+
+
+def test_an_attempt_does_not_wait_for_a_beat_in_flight(alice, settings, monkeypatch):
+    """A beat is a database connection and an UPDATE on a side thread: the result is stored without waiting for it
+    (with the bench's L = 2 s and the 2 s interval, every preview finished while its first beat was in flight)."""
+    settings.AVATAR_HEARTBEAT_INTERVAL = 0.05
+    real_update = QuerySet.update
+
+    def slow_beat(queryset, **values):
+        if threading.current_thread().name.startswith("heartbeat-"):
+            time.sleep(1.5)  # longer than the second a waiting attempt would give it
+        return real_update(queryset, **values)
+
+    monkeypatch.setattr(QuerySet, "update", slow_beat)
+    monkeypatch.setattr(generators, "get_generator", _generating_for(0.2))
+    preview = make_preview(alice, make_project(alice))
+
+    started = time.monotonic()
+    assert services.preview_attempt(preview_id=preview.pk).status == "succeeded"
+    assert time.monotonic() - started < 1.0
+
+    for thread in threading.enumerate():  # leave no beat behind for the next test
+        if thread.name.startswith("heartbeat-"):
+            thread.join(timeout=5)
 
 
 # Storage failing while saving

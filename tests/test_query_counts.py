@@ -83,6 +83,18 @@ def test_ui_preview_status_poll_queries(client, alice, project, django_assert_nu
     assert response.content.decode().startswith('<div id="preview-progress"')
 
 
+def test_preview_attempt_queries(alice, project, settings, django_assert_num_queries):
+    """The worker's own path (bench scenario 1): read the queued preview, take it (one UPDATE at the version read),
+    mark it succeeded (one UPDATE at the version the start left). No lock, no transaction of its own."""
+    settings.AVATAR_GENERATOR = "offline"
+    preview = make_preview(alice, project)
+    with django_assert_num_queries(QUERIES["preview_attempt"]):
+        outcome = services.preview_attempt(preview_id=preview.pk)
+    preview.refresh_from_db()
+    assert (outcome.status, preview.status, preview.attempts, preview.version) == ("succeeded", "succeeded", 1, 2)
+    assert preview.image.name and preview.thumbnail.name
+
+
 def test_preview_output_written_out_equals_the_field_walk_in_every_state(alice, project, settings):
     """PreviewOutput answers by hand (the status poll's cost); DRF's walk over its declared fields is the reference."""
     settings.AVATAR_GENERATOR = "offline"
@@ -131,4 +143,6 @@ QUERIES = {
     "avatar_list": 3,
     "project_list": 2,
     "ui_status_poll": 5,
+    # Worker: 8 before (two locked changes, each BEGIN, SELECT ... FOR UPDATE, UPDATE, COMMIT).
+    "preview_attempt": 3,
 }

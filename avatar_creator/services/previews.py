@@ -7,7 +7,9 @@ then expired. Saving a preview as an avatar is in services/avatars.py.
       '-- cancel (queued or running) --> canceled;   the reaper fails what a vanished worker left behind
 
 Every change of state goes through `_preview_change`: lock the row, decide on what is there now, save the fields
-that changed, in one transaction. A preview is never generated or written again once finished.
+that changed, in one transaction; or, for the worker's two changes on every preview, `_preview_change_at`: decide on
+the row as read and save only if its version has not moved since (else the locked way). A preview is never generated
+or written again once finished.
 """
 
 import logging
@@ -130,6 +132,29 @@ def _preview_change(preview_id, change) -> Preview | None:
     return preview
 
 
+def _preview_change_at(preview: Preview, change) -> bool:
+    """`_preview_change` without the lock and its transaction, for the worker's two changes on every preview
+    (queued -> running, running -> succeeded): `change` decides on `preview` as it was read, and one UPDATE saves its
+    fields only if the row is still at the `version` read. Every change of state bumps the version (here or under the
+    lock), so a change that got there first (a cancel, the reaper, a twin) is never overwritten. Returns False when
+    nothing was written: `change` set nothing, or the row moved on or is gone; `preview` is then stale and the caller
+    decides again through `_preview_change`. Published once committed, as `_preview_change` does."""
+    version = preview.version
+    was_queued, was_finished = preview.status == PreviewStatus.QUEUED, preview.is_finished
+    fields = change(preview)
+    if not fields:
+        return False
+    values = {field: getattr(preview, field) for field in fields}
+    if not Preview.objects.filter(pk=preview.pk, version=version).update(**values, version=version + 1):
+        return False
+    preview.version = version + 1
+    completed = bool(preview.webhook_url) and preview.is_finished and not was_finished
+    transaction.on_commit(partial(_preview_published, preview_id=preview.pk, version=preview.version,
+                                  left_queue=was_queued and preview.status != PreviewStatus.QUEUED,
+                                  completed=completed))  # fmt: skip
+    return True
+
+
 def _preview_published(*, preview_id, version: int, left_queue: bool, completed: bool) -> None:
     from avatar_creator import queue  # as in _preview_enqueue
 
@@ -176,7 +201,12 @@ def preview_attempt(*, preview_id) -> AttemptOutcome:
         return _set(preview, status=PreviewStatus.RUNNING, started_at=preview.started_at or now,
                     attempts=preview.attempts + 1, heartbeat_at=now, next_attempt_at=None)  # fmt: skip
 
-    preview = _preview_change(preview_id, start)
+    # A queued preview (nearly always) is taken with one read and one conditional UPDATE; anything else, or a row
+    # that changed in between, is decided under the lock.
+    preview = Preview.objects.filter(pk=preview_id).first()
+    if preview is not None and (preview.status != PreviewStatus.QUEUED or not _preview_change_at(preview, start)):
+        took = False
+        preview = _preview_change(preview_id, start)
     if preview is None:
         logger.info("preview %s is gone; nothing to run", preview_id)
         return AttemptOutcome(status="missing")
@@ -205,11 +235,13 @@ def preview_attempt(*, preview_id) -> AttemptOutcome:
         error = gen.GenerationError(gen.GENERATION_FAILED, f"The image API sent an unusable image: {exc.message}",
                                     retryable=True)  # fmt: skip
         return _preview_after_error(preview_id=preview.pk, error=error)
-    return _preview_store_result(preview_id=preview.pk, result=result, processed=processed)
+    return _preview_store_result(preview=preview, result=result, processed=processed)
 
 
-def _preview_store_result(*, preview_id, result: gen.GenerationResult,
+def _preview_store_result(*, preview: Preview, result: gen.GenerationResult,
                           processed: images.ProcessedImage) -> AttemptOutcome:  # fmt: skip
+    """Store the files and mark `preview` (as this attempt left it: running) succeeded."""
+    preview_id = preview.pk
     storage = files.preview_storage()
     try:
         image_name, thumb_name = files.write_all(
@@ -236,7 +268,9 @@ def _preview_store_result(*, preview_id, result: gen.GenerationResult,
             error_message="", finished_at=timezone.now(),
         )  # fmt: skip
 
-    preview = _preview_change(preview_id, succeed)
+    # Still at the version this attempt's start left (nothing happened since): one UPDATE; else under the lock.
+    if not _preview_change_at(preview, succeed):
+        preview = _preview_change(preview_id, succeed)
     if preview is None:
         files.delete_now(storage, [image_name, thumb_name])
         return AttemptOutcome(status="missing")
@@ -361,8 +395,9 @@ def _heartbeat(preview_id):
     try:
         yield
     finally:
+        # Not joined: a beat in flight (a new database connection and an UPDATE, ~5 ms) ends on its own and would
+        # otherwise hold up the result; it only ever touches a row still `running`, so a late one changes nothing.
         stop.set()
-        thread.join(timeout=1)
 
 
 def previews_requeue_stale() -> int:
