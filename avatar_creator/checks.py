@@ -10,14 +10,14 @@ from django.core import checks
 
 LORA_SCALE_RANGE = (0.0, 2.0)
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
-REDIS_CACHE = "django.core.cache.backends.redis.RedisCache"
+REDIS_CACHES = ("lumiku.cache.RedisCache", "django.core.cache.backends.redis.RedisCache")
 
 
 def redis_in_use() -> dict[str, str]:
     """The Redis servers this process relies on, by role: the cache (throttles) and the broker (tasks)."""
     used = {}
     cache = settings.CACHES["default"]
-    if cache["BACKEND"] == REDIS_CACHE:
+    if cache["BACKEND"] in REDIS_CACHES:
         location = cache["LOCATION"]
         used["cache"] = location[0] if isinstance(location, list | tuple) else location
     broker = settings.CELERY_BROKER_URL or ""

@@ -109,9 +109,7 @@ def test_ui_signup_refuses_a_whitespace_password(client):
 @pytest.fixture
 def redis_down(settings):
     # A port nothing listens on: every cache call fails at once with a connection error.
-    settings.CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
-    }
+    settings.CACHES = {"default": {"BACKEND": "lumiku.cache.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}}
     AuthThrottle.cache.local.clear()
     yield
     AuthThrottle.cache.local.clear()

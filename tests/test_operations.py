@@ -111,7 +111,7 @@ def test_seed_env_file_configures_the_app_unchanged(tmp_path):
         "redis": "redis://localhost:6379/0",
         "broker": "redis://localhost:6379/0",
         "eager": False,
-        "cache": "django.core.cache.backends.redis.RedisCache",
+        "cache": "lumiku.cache.RedisCache",
         "scale": 0.9,
     }
 
@@ -281,7 +281,7 @@ def test_readyz_names_a_missing_broker(settings):
 @pytest.mark.django_db
 def test_readyz_with_real_redis_is_ready(settings):
     url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}}
+    settings.CACHES = {"default": {"BACKEND": "lumiku.cache.RedisCache", "LOCATION": url}}
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.CELERY_BROKER_URL = url
     try:

@@ -74,7 +74,7 @@ def test_production_all_present_starts():
     result = _run(_env(), REPORT)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {
-        "cache": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:6379/0"},
+        "cache": {"BACKEND": "lumiku.cache.RedisCache", "LOCATION": "redis://127.0.0.1:6379/0"},
         "broker": "redis://127.0.0.1:6379/0",
         "eager": False,
         "generator": "offline",
@@ -100,7 +100,7 @@ def test_production_redis_broker_alone_starts_with_shared_cache():
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["cache"] == {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "lumiku.cache.RedisCache",
         "LOCATION": "rediss://cache.example.com:6380/2",
     }
     assert (report["broker"], report["eager"]) == ("rediss://cache.example.com:6380/2", False)

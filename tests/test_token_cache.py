@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def redis_cache(settings):
     require_redis()
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url()}}
+    settings.CACHES = {"default": {"BACKEND": "lumiku.cache.RedisCache", "LOCATION": redis_url()}}
     cache.clear()
     yield
     cache.clear()

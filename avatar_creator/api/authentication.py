@@ -1,6 +1,5 @@
 import re
 
-from django.contrib.auth import get_user_model
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from knox.auth import TokenAuthentication as KnoxTokenAuthentication
 from knox.crypto import hash_token
@@ -9,7 +8,7 @@ from rest_framework.authentication import TokenAuthentication as LegacyTokenAuth
 from rest_framework.authtoken.models import Token
 
 from avatar_creator.models import ApiToken
-from avatar_creator.services.accounts import TOKEN_REVOKED, token_cache_add, token_cached, token_touch
+from avatar_creator.services.accounts import TOKEN_REVOKED, token_cache_add, token_cached, token_touch, user_active
 
 
 class BearerTokenAuthentication(KnoxTokenAuthentication):
@@ -33,11 +32,11 @@ class BearerTokenAuthentication(KnoxTokenAuthentication):
         if cached == TOKEN_REVOKED:
             raise exceptions.AuthenticationFailed("Invalid token.")
         if cached is not None:
-            try:
-                cached.user = get_user_model()._default_manager.get(pk=cached.user_id, is_active=True)
-            except get_user_model().DoesNotExist:
-                raise exceptions.AuthenticationFailed("User inactive or deleted.") from None
-            return cached.user, cached
+            user = user_active(user_id=cached.user_id)
+            if user is None:
+                raise exceptions.AuthenticationFailed("User inactive or deleted.")
+            cached.user = user
+            return user, cached
         try:
             user, auth_token = super().authenticate_credentials(key.encode())
         except exceptions.AuthenticationFailed:

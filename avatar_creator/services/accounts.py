@@ -17,6 +17,7 @@ from rest_framework.authtoken.models import Token as LegacyToken
 
 from avatar_creator.errors import ValidationFailed
 from avatar_creator.models import ApiToken, CreditAccount, LedgerReason
+from avatar_creator.prepared import PreparedRead
 from avatar_creator.services.credits import credits_add
 
 User = get_user_model()
@@ -159,6 +160,16 @@ def token_cached(*, digest: str) -> ApiToken | str | None:
     if token.expiry is not None and token.expiry <= timezone.now():
         return None
     return token
+
+
+# The user of a cached token is read on every request (see above): that read's SQL is compiled once (prepared.py).
+_ACTIVE_USER = PreparedRead(User, lambda pk: User._default_manager.filter(pk=pk, is_active=True), pk=User._meta.pk)
+
+
+def user_active(*, user_id):
+    """The active user of this id, or None (deactivated or deleted)."""
+    found = _ACTIVE_USER.get(pk=user_id)
+    return found[0] if found else None
 
 
 def token_cache_add(*, token: ApiToken) -> None:

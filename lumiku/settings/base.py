@@ -194,7 +194,7 @@ CELERY_BEAT_SCHEDULE = {
 AVATAR_HOUSEKEEPING_INTERVAL = env.int("AVATAR_HOUSEKEEPING_INTERVAL", default=0 if CELERY_BROKER_URL else 300)
 
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {"default": {"BACKEND": "lumiku.cache.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 

@@ -53,7 +53,7 @@ CELERY_BROKER_URL = CELERY_BROKER_URL if _given("CELERY_BROKER_URL") else REDIS_
 CELERY_TASK_ALWAYS_EAGER = False
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "lumiku.cache.RedisCache",
         "LOCATION": REDIS_URL if _redis else CELERY_BROKER_URL,
     }
 }
