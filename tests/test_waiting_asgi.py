@@ -442,3 +442,16 @@ def test_granian_serves_the_app_as_the_dockerfile_says(alice, project, tmp_path)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
         log.close()
+
+
+def test_plain_requests_share_the_processes_redis_connections(server, alice, project, settings):
+    """Every request runs in an asyncio context of its own here; Django's cache objects are per context, but the
+    Redis connections behind them are the process's (lumiku/cache.py): forty reads do not open forty connections."""
+    settings.CACHES = {"default": {"BACKEND": "lumiku.cache.RedisCache", "LOCATION": redis_url()}}
+    preview = make_preview(alice, project)
+    client = redis.Redis.from_url(redis_url())
+    assert request(server, "GET", detail(preview.pk), token=alice.token)[0] == 200
+    before = client.info("stats")["total_connections_received"]
+    for _ in range(40):
+        assert request(server, "GET", detail(preview.pk), token=alice.token)[0] == 200
+    assert client.info("stats")["total_connections_received"] - before <= 5
