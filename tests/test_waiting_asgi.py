@@ -388,12 +388,13 @@ def test_a_wait_outlives_a_broken_bus_connection(server, alice, project):
 # The production server
 
 
-def test_granian_serves_the_app_as_the_dockerfile_says(alice, project, tmp_path):
-    """The Dockerfile's command (its port aside) with the production settings on this test database: probes, a status
-    read, `Prefer: wait` and the event stream, woken by a change made here."""
+def test_granian_serves_the_app_as_the_dockerfile_says(alice, project, tmp_path, settings):
+    """The Dockerfile's command (its port aside) with the production settings on this test database: probes, a request
+    with a body, `Prefer: wait` and the event stream, woken through Redis by a change made here."""
     from tests.worker import _database_url
 
     require_redis()
+    settings.AVATAR_EVENTS_URL = redis_url()  # this process publishes where the server listens
     (cmd,) = [line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("CMD ")]
     command = json.loads(cmd[len("CMD ") :])
     port = free_port()
@@ -425,15 +426,22 @@ def test_granian_serves_the_app_as_the_dockerfile_says(alice, project, tmp_path)
                 time.sleep(0.2)
         assert request(port, "GET", "/readyz")[0] == 200, (tmp_path / "granian.log").read_text()
 
+        # A body goes through to Django (granian's `receive` is not a coroutine: api/waiting.py adapts it).
+        created = request(port, "POST", "/api/avatar-creator/projects", token=alice.token, body={"name": "Granian"})
+        assert (created[0], created[2]["project"]["name"]) == (201, "Granian"), (tmp_path / "granian.log").read_text()
+
         queued = make_preview(alice, project)
         reader = EventReader(port, f"{detail(queued.pk)}/events", token=alice.token)
         assert reader.next_event()["data"]["status"] == "queued"
         later(0.5, cancel, queued.pk)
+        started = time.monotonic()
         waited = request(port, "GET", detail(queued.pk), token=alice.token, headers={"Prefer": "wait=10"})
+        assert time.monotonic() - started < 5
         assert (waited[0], waited[2]["preview"]["status"], waited[1].getheader("Preference-Applied")) == (
             200, "canceled", "wait=10",
         )  # fmt: skip
-        assert reader.next_event()["data"]["status"] == "canceled"
+        event = reader.next_event()
+        assert event["data"]["status"] == "canceled", (tmp_path / "granian.log").read_text()
         reader.close()
     finally:
         os.killpg(process.pid, signal.SIGTERM)

@@ -53,12 +53,12 @@ class WaitingRoutes:
     async def __call__(self, scope, receive, send):
         route = self._route(scope) if scope["type"] == "http" else None
         if route is None:
-            await self.app(scope, receive, send)
+            await self.app(scope, _as_coroutine(receive), send)
             return
         received = await _read_body(receive, limit=settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
         if received.too_large:
             # Django answers it (413, nothing created) from the bytes read so far and the rest.
-            await self.app(scope, received.replay(receive), send)
+            await self.app(scope, received.replay(_as_coroutine(receive)), send)
             return
         if received.gone:
             return
@@ -226,6 +226,16 @@ class _Received:
             return pending.pop() if pending else await receive()
 
         return again
+
+
+def _as_coroutine(receive):
+    """`receive` as a coroutine function: granian's returns another kind of awaitable, which a2wsgi cannot hand to
+    `asyncio.run_coroutine_threadsafe` (every request with a body would fail)."""
+
+    async def receive_coroutine():
+        return await receive()
+
+    return receive_coroutine
 
 
 async def _read_body(receive, *, limit: int | None) -> _Received:
