@@ -22,4 +22,4 @@ EXPOSE 8000
 ENTRYPOINT ["sh", "/app/docker/entrypoint.sh"]
 # granian serves lumiku.asgi: the waiting routes (Prefer: wait, the event stream, the waiting generate-preview) hold no
 # thread; everything else runs on WEB_THREADS threads per worker process (bench/README.md, "Serving").
-CMD ["granian", "--interface", "asgi", "--host", "0.0.0.0", "--port", "8000", "--workers", "2", "--no-ws", "--access-log", "lumiku.asgi:application"]
+CMD ["granian", "--interface", "asgi", "--host", "0.0.0.0", "--port", "8000", "--workers", "2", "--backpressure", "2048", "--no-ws", "--access-log", "lumiku.asgi:application"]

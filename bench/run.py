@@ -3,6 +3,7 @@
     .venv/bin/python bench/run.py                 # the full run (about 4 minutes)
     .venv/bin/python bench/run.py --quick         # smaller counts, a smoke run
     .venv/bin/python bench/run.py --only save,bytes --latency 1
+    .venv/bin/python bench/run.py --server granian --only live,streams
 
 Needs PostgreSQL (trust auth for `postgres` on 127.0.0.1:5432) and Redis (127.0.0.1:6379, db 14 is used and
 flushed). Creates and drops the database `lumiku_bench`. Results: printed, and written to
@@ -23,11 +24,12 @@ from pathlib import Path
 
 import scenarios
 from scenarios import Context, Counts
-from stack import Stack
+from stack import SERVERS, Stack, raise_open_files_limit
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
-SCENARIOS = ("preview", "sync", "save", "bytes", "read", "scaling")
+# `streams` runs last: it stops the worker and leaves a thousand cancelled previews behind it.
+SCENARIOS = ("preview", "sync", "save", "bytes", "read", "scaling", "live", "recovery", "streams")
 
 
 def machine() -> dict:
@@ -52,8 +54,20 @@ def machine() -> dict:
         "cpu": cpu,
         "kernel": platform.release(),
         "python": platform.python_version(),
-        **{name: metadata.version(name) for name in ("Django", "djangorestframework", "gunicorn", "celery")},
+        **{
+            name: metadata.version(name)
+            for name in ("Django", "djangorestframework", "gunicorn", "celery", "uvicorn", "granian")
+            if _installed(name)
+        },
     }
+
+
+def _installed(name: str) -> bool:
+    try:
+        metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 def _ms(figure: dict, key: str) -> str:
@@ -146,7 +160,7 @@ def evaluate(results: dict, latency: float, nproc: int) -> list[dict]:
             if r.get("server_cpu_ms_per_request"):
                 cpu = r["server_cpu_ms_per_request"]
                 value_row(
-                    "   server CPU per request (gunicorn + PostgreSQL), ms / CPU-bound ceiling, req/s",
+                    "   server CPU per request (web server + PostgreSQL), ms / CPU-bound ceiling, req/s",
                     f"{cpu:.1f} / {1000 * nproc / cpu:.0f}",
                 )
             floor = r.get("floor")
@@ -188,6 +202,30 @@ def evaluate(results: dict, latency: float, nproc: int) -> list[dict]:
                 ">=95% of ideal",
                 r["efficiency_pct"] >= 95,
             )
+    if "live" in results:
+        _live_rows(results, latency_row, value_row)
+    if "streams" in results:
+        _streams_rows(results["streams"], latency_row, value_row)
+    if "recovery" in results:
+        r = results["recovery"]
+        for i, attempt in enumerate(r["rounds"], 1):
+            if "error" in attempt:
+                value_row(f"9. recovery after a worker kill, round {i}", attempt["error"], "<=60 s", False)
+                continue
+            value_row(
+                f"9. recovery after a worker kill, round {i}: kill -> succeeded, s (attempts {attempt['attempts']})",
+                f"{attempt['kill_to_succeeded_s']:.1f}",
+                "<=60 s",
+                attempt["kill_to_succeeded_s"] <= 60,
+            )
+        if r.get("max_kill_to_succeeded_s") is not None:
+            value_row(
+                f"   max of {len(r['rounds'])} (reap interval {r['reap_interval_s']:g} s, heartbeat stale after "
+                f"{r['heartbeat_stale_s']:g} s), s",
+                f"{r['max_kill_to_succeeded_s']:.1f}",
+                "<=60 s",
+                r["max_kill_to_succeeded_s"] <= 60 and r["all_succeeded"],
+            )
     noise = [f"{name} {r['cpu']['other_processes_cores']:.2f}" for name, r in results.items() if "cpu" in r]
     if noise:
         value_row("N. cores used by other processes during: " + ", ".join(noise), "", "~0 for clean figures")
@@ -197,6 +235,119 @@ def evaluate(results: dict, latency: float, nproc: int) -> list[dict]:
             f"{memory['peak_process_mb']:.0f} / {memory['peak_total_mb']:.0f} / {memory.get('total_pss_mb', 0):.0f}",
         )
     return rows
+
+
+def _kinds(counts: dict) -> str:
+    return ", ".join(f"{name} {count}" for name, count in list(counts.items())[:3])
+
+
+def _live_rows(results: dict, latency_row, value_row) -> None:
+    r = results["live"]
+    for key, label in (("events", "via the event stream"), ("prefer_wait", "via GET with Prefer: wait=60")):
+        figure = r[key]
+        overhead = figure["client_overhead_ms"]
+        ok = bool(overhead.get("n")) and overhead["p50"] <= 50 and overhead["p95"] <= 150 and not figure["errors"]
+        number = "7." if key == "events" else "  "
+        latency_row(
+            f"{number} live results {label}: client-seen overhead (POST -> final answer - L), ms",
+            overhead,
+            "p50<=50, p95<=150",
+            ok,
+        )
+        latency_row(f"   {label}: notify latency (arrival - finishedAt), ms", figure["notify_ms"])
+        latency_row(f"   {label}: of which server-side (finishedAt-createdAt-L), ms", figure["server_overhead_ms"])
+        if figure["errors"]:
+            value_row(f"   {label}: errors", f"{figure['error_count']}: {figure['errors'][0][:80]}")
+    sync = r["waiting_generate"]
+    overhead = sync["call_overhead_ms"]
+    ok = bool(overhead.get("n")) and overhead["p50"] <= 50 and not sync["errors"]
+    latency_row(f"   waiting generate-preview ({sync['clients']} clients) minus L, ms", overhead, "p50<=50", ok)
+    if sync["errors"]:
+        value_row("   waiting generate-preview: errors", f"{sync['error_count']}: {sync['errors'][0][:80]}")
+    if "preview" in results:
+        polled = results["preview"]
+        latency_row(
+            f"   beside it, scenario 1: client-seen polling every {polled['poll_interval_ms']} ms, ms",
+            polled["client_overhead_ms"],
+        )
+
+
+def _streams_rows(r: dict, latency_row, value_row) -> None:
+    value_row(
+        f"8. {r['streams']} open event streams: opened with a first event (errors)",
+        f"{r['opened']} ({sum(r['open_errors'].values())})",
+        f"all {r['streams']}",
+        r["opened"] == r["streams"] and not r["open_errors"],
+    )
+    probe = r["cheap_get_ms"]
+    ok = bool(probe.get("n")) and probe["p95"] <= 100 and not r["cheap_get_errors"]
+    latency_row(
+        f"   GET /api/auth/me (new conn. every 50 ms) with them open (errors: {r['cheap_get_error_count']}), ms",
+        probe,
+        "p95<=100",
+        ok,
+    )
+    latency_row("   same GET before the streams were opened, ms", r["cheap_get_before_ms"])
+    if "web_cores_while_held" in r:
+        value_row("   web server CPU while they are held (with the probe), cores", f"{r['web_cores_while_held']:.2f}")
+    value_row(
+        "   web RSS / PSS, MB: before -> with streams open; KB per stream (RSS / PSS)",
+        f"{r['web_rss_mb']['before']:.0f} / {r['web_pss_mb']['before']:.0f} -> "
+        f"{r['web_rss_mb']['open']:.0f} / {r['web_pss_mb']['open']:.0f}; "
+        f"{r['rss_kb_per_stream']:.0f} / {r['pss_kb_per_stream']:.0f}",
+    )
+    threads = r["web_threads"]
+    value_row(
+        "   web threads: before -> open -> after closing",
+        f"{threads['before']} -> {threads['open']} -> {threads['after']}",
+    )
+    for key, label in (
+        ("client_connections", "clients"),
+        ("redis_connections", "Redis"),
+        ("db_connections", "PostgreSQL"),
+    ):
+        held = r["web_connections"][key]
+        value_row(
+            f"   web TCP connections to {label}: before -> open -> after closing",
+            f"{held['before']} -> {held['open']} -> {held['after']}",
+        )
+    clients, backends = r["redis_connected_clients"], r.get("db_backends")
+    value_row(
+        "   Redis connected_clients: before -> open -> after closing",
+        f"{clients['before']} -> {clients['open']} -> {clients['after']}",
+    )
+    kinds = r.get("redis_clients_by_last_command")
+    if kinds:
+        value_row(
+            "   Redis clients by last command (CLIENT LIST), open -> after closing",
+            f"{_kinds(kinds['open'])} -> {_kinds(kinds['after'])}",
+        )
+    if backends:
+        every = r.get("pg_connections_all_databases", {})
+        value_row(
+            "   PostgreSQL backends of the bench db (all databases): before -> open -> after closing",
+            f"{backends['before']} ({every.get('before')}) -> {backends['open']} ({every.get('open')}) -> "
+            f"{backends['after']} ({every.get('after')})",
+        )
+    peaks = r.get("peak_while_opening")
+    if peaks:
+        value_row(
+            "   peaks while opening: PostgreSQL connections (all databases) / web threads / web client connections",
+            f"{peaks.get('pg_connections')} / {peaks.get('threads')} / {peaks.get('clients')}",
+        )
+    setup, cleanup = r.get("setup_errors", {}), r.get("cleanup_errors", {})
+    if setup.get("queueing_count") or cleanup.get("cancelling_count") or r.get("cancel_failures"):
+        first = (setup.get("queueing") or cleanup.get("cancelling") or [""])[0]
+        value_row(
+            "   failed calls around it (sent again): queueing / cancelling; previews left uncancelled",
+            f"{setup.get('queueing_count', 0)} / {cleanup.get('cancelling_count', 0)}; {r.get('cancel_failures', 0)}"
+            f" ({first[:60]})",
+        )
+    fell_back = r.get("fell_back_seconds")
+    value_row(
+        "   web client connections back to before after closing",
+        "no (server restarted)" if fell_back is None else f"in {fell_back:g} s",
+    )
 
 
 def table(rows: list[dict], *, markdown: bool) -> str:
@@ -218,9 +369,13 @@ def parse_args(argv=None):
     parser.add_argument("--latency", type=float, default=2.0, help="seconds the fake image API takes (L)")
     parser.add_argument("--quick", action="store_true", help="smaller counts: a smoke run of every scenario")
     parser.add_argument("--only", default="", help=f"comma-separated scenarios among {', '.join(SCENARIOS)}")
-    parser.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes")
-    parser.add_argument("--web-threads", type=int, default=32, help="threads per gunicorn worker")
-    parser.add_argument("--slots", type=int, default=20, help="Celery pool slots for scenarios 1, S and 2")
+    parser.add_argument(
+        "--server", choices=tuple(SERVERS), default="granian",
+        help="the web server: gunicorn gthread (WSGI), gunicorn with uvicorn workers (ASGI) or granian (ASGI)",
+    )  # fmt: skip
+    parser.add_argument("--web-workers", type=int, default=2, help="web server worker processes")
+    parser.add_argument("--web-threads", type=int, default=32, help="threads per gunicorn gthread worker")
+    parser.add_argument("--slots", type=int, default=20, help="Celery pool slots for scenarios 1, S, 2, 7 and 9")
     parser.add_argument(
         "--poll-interval", type=float, default=1.0, help="seconds between a client's status polls (the UI's: 1)"
     )
@@ -243,6 +398,14 @@ def parse_args(argv=None):
         parser.error("--set takes NAME=VALUE")
     args.extra_env = dict(item.split("=", 1) for item in args.set)
     return args
+
+
+def web_layout(args) -> str:
+    if args.server == "gthread":
+        return f"gunicorn gthread, {args.web_workers} workers x {args.web_threads} threads"
+    if args.server == "uvicorn":
+        return f"gunicorn + uvicorn.workers.UvicornWorker, {args.web_workers} workers"
+    return f"granian ASGI, {args.web_workers} workers"
 
 
 def _terminate(signum, frame):
@@ -269,10 +432,12 @@ def main(argv=None) -> int:
     counts = Counts.quick() if args.quick else Counts()
     counts.poll_interval = args.poll_interval
     started = time.monotonic()
+    open_files = raise_open_files_limit()
     stack = Stack(
         latency=args.latency,
         web_workers=args.web_workers,
         web_threads=args.web_threads,
+        server=args.server,
         keep_logs=args.keep_logs,
         image=args.image,
         extra_env=args.extra_env,
@@ -282,20 +447,22 @@ def main(argv=None) -> int:
     interrupted = False
     info = {"machine": machine(), "started_at": datetime.now(UTC).isoformat(timespec="seconds")}
     try:
-        print(f"starting the stack (latency L = {args.latency:g} s) ...", flush=True)
+        print(f"starting the stack ({args.server}, latency L = {args.latency:g} s) ...", flush=True)
         stack.open()
         info["machine"].update(stack.database_info())
         info["config"] = {
             "latency_s": args.latency,
             "quick": args.quick,
-            "gunicorn": f"gthread, {args.web_workers} workers x {args.web_threads} threads",
+            "server": args.server,
+            "web": web_layout(args),
+            "open_files_limit": list(open_files),
             "celery_slots": args.slots,
             "fake_image": args.image,
             "poll_interval_s": args.poll_interval,
             "extra_env": args.extra_env,
             "counts": {k: v for k, v in vars(counts).items()},
         }
-        ctx = Context(stack=stack, latency=args.latency, counts=counts)
+        ctx = Context(stack=stack, latency=args.latency, counts=counts, slots=args.slots)
         if any(name != "scaling" for name in args.scenarios):
             stack.start_worker(args.slots)
         scenarios.ensure_users(ctx, counts.clients + 1)
@@ -336,8 +503,9 @@ def main(argv=None) -> int:
     print()
     print(table(rows, markdown=False))
     m = info["machine"]
+    print(f"\nweb server: {info.get('config', {}).get('web')}")
     print(
-        f"\n{m['nproc']} CPUs ({m['cpu']}), {m['memory_gb']} GB, Python {m['python']}, "
+        f"{m['nproc']} CPUs ({m['cpu']}), {m['memory_gb']} GB, Python {m['python']}, "
         f"PostgreSQL {m.get('postgresql')}, Redis {m.get('redis')}; took {info['duration_s']:.0f} s"
     )
     payload["table"] = rows

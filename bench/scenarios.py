@@ -3,10 +3,12 @@
 Every loop here is bounded twice: by a count and by a wall-clock deadline, and every request has a timeout.
 """
 
+import contextlib
 import json
 import queue
 import random
 import subprocess
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -14,9 +16,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from stack import PYTHON, Stack
+import redis
+from stack import (
+    DB_NAME,
+    PYTHON,
+    REDIS_URL,
+    Stack,
+    database_backends,
+    postgres_client_backends,
+    proc_cpu_seconds,
+    proc_memory_kb,
+    proc_pss_kb,
+    proc_threads,
+    tcp_connections,
+)
 from stats import summary
-from wire import Connection, Response
+from wire import Connection, EventStream, Response
 
 BENCH_DIR = Path(__file__).resolve().parent
 API = "/api/avatar-creator"
@@ -60,12 +75,22 @@ class Counts:
     read_connections: int = 16
     scaling_slots: tuple[int, ...] = (1, 2, 4)
     scaling_per_slot: int = 10
+    live_previews: int = 60
+    live_clients: int = 10
+    live_sync_calls: int = 20
+    live_sync_clients: int = 5
+    streams: int = 1000
+    streams_users: int = 5
+    streams_connecting: int = 10  # streams being opened at once (each open is a Django call: a thread, a query)
+    streams_probe_seconds: float = 10.0
+    recovery_rounds: int = 3
 
     @classmethod
     def quick(cls) -> "Counts":
         return cls(
             previews=40, sync_rounds=1, saves=40, concurrent_saves=20, legacy_saves=10, read_seconds=5.0,
-            scaling_per_slot=3,
+            scaling_per_slot=3, live_previews=20, live_sync_calls=10, streams=200, streams_probe_seconds=5.0,
+            recovery_rounds=1,
         )  # fmt: skip
 
 
@@ -74,6 +99,7 @@ class Context:
     stack: Stack
     latency: float
     counts: Counts
+    slots: int = 20  # the Celery pool of scenarios 1, S, 2, 7 and 9
     users: list[User] = field(default_factory=list)
 
     @property
@@ -212,6 +238,7 @@ def scenario_preview(ctx: Context) -> dict:
     # Warm-up, measured apart: the first task of each pool process pays for its database connection, its HTTP
     # client and lazy imports, which a long-running worker has paid long ago. In lock step it hits every process.
     cold = generate_previews(ctx, c.clients, c.clients, stagger=False)
+    ctx.stack.worker_warm = True
     outcomes = generate_previews(ctx, c.previews, c.clients)
     ok = [o for o in outcomes if o.get("status") == "succeeded"]
     statuses: dict[str, int] = {}
@@ -542,7 +569,7 @@ def run_loadgen(ctx: Context, path: str, token: str) -> dict:
         raise BenchError(f"loadgen failed: {result.stderr[-2000:]}")
     figures = json.loads(result.stdout)
     usage = ctx.stack.cpu_usage(before, ctx.stack.cpu_snapshot())
-    server = usage["cpu_seconds"]["web (gunicorn)"] + usage["cpu_seconds"]["postgresql (bench db)"]
+    server = usage["cpu_seconds"]["web server"] + usage["cpu_seconds"]["postgresql (bench db)"]
     if figures["requests"]:
         figures["server_cpu_ms_per_request"] = round(1000 * server / figures["requests"], 2)
     figures["cpu"] = usage
@@ -657,3 +684,608 @@ def scenario_scaling(ctx: Context) -> dict:
             "efficiency_pct": round(100 * rate / ideal, 1),
         }
     return {"latency_s": ctx.latency, "by_slots": by_slots}
+
+
+# Shared by 7, 8 and 9
+
+
+def ensure_worker(ctx: Context) -> None:
+    """The Celery worker with the run's pool size (scenario 5 leaves one of 4 slots, scenario 8 stops it)."""
+    stack = ctx.stack
+    if stack.worker is None or not stack.worker.alive() or stack.worker_slots != ctx.slots:
+        stack.start_worker(ctx.slots)
+
+
+def warm_up(ctx: Context) -> dict:
+    """One preview per pool process, all at once, unmeasured: a fresh worker's first tasks pay for their database
+    connection and lazy imports (scenario 1 reports that apart). Nothing to do when the pool is warm already."""
+    if ctx.stack.worker_warm:
+        return {"n": 0}
+    slots = ctx.stack.worker_slots
+    outcomes = generate_previews(ctx, slots, slots, stagger=False)
+    ctx.stack.worker_warm = True
+    return summary([o["server_overhead"] for o in outcomes if "server_overhead" in o])
+
+
+def request_async(conn: Connection, user: User, *, count: int = 1) -> list[dict]:
+    """generate-preview with `Prefer: respond-async`: the queued previews (202)."""
+    body = PERSONA if count == 1 else {**PERSONA, "count": count}
+    accepted = call(
+        conn, "POST", f"{API}/projects/{user.project_id}/avatars/generate-preview", token=user.token,
+        expect=(202,), json_body=body, headers={"Prefer": "respond-async"},
+    ).json()  # fmt: skip
+    return accepted.get("previews") or [accepted["preview"]]
+
+
+def run_clients(ctx: Context, users: list[User], total: int, job, *, deadline: float, stagger: float = 0.0):
+    """`total` jobs shared by one thread per user (`job(conn, user)` returns an outcome dict); each thread starts
+    after a random pause within `stagger` seconds. Returns (outcomes, errors)."""
+    rng = random.Random(20260707)
+    work: queue.Queue = queue.Queue()
+    for i in range(total):
+        work.put(i)
+    outcomes: list[dict] = []
+    errors: list[str] = []
+
+    def client(user: User, pause: float) -> None:
+        conn = Connection(ctx.port, timeout=ctx.latency + 120)
+        time.sleep(pause)
+        try:
+            while time.perf_counter() < deadline:
+                try:
+                    work.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    outcomes.append(job(conn, user))
+                except Exception as exc:  # one failure is a figure, not the end of the run
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                    conn.close()
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=client, args=(user, rng.uniform(0, stagger)), daemon=True) for user in users]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=max(deadline - time.perf_counter(), 0) + 30)
+    return outcomes, errors
+
+
+def finished_figures(ctx: Context, preview: dict, sent: float, arrived: float) -> dict:
+    """Client-seen overhead (arrival - POST sent - L), notify latency (arrival - the server's finishedAt) and the
+    server-side overhead of scenario 1 (finishedAt - createdAt - L), of which the client-seen one is made.
+
+    Both ends read the same wall clock (time.time(); finishedAt is the server's UTC timestamp on this very host),
+    so the difference is the time from the row's final commit to the client holding the answer."""
+    outcome = {"id": preview["id"], "status": preview["status"]}
+    if preview["status"] == "succeeded" and preview.get("finishedAt"):
+        outcome.update(
+            client_overhead=arrived - sent - ctx.latency,
+            notify=arrived - iso(preview["finishedAt"]).timestamp(),
+            server_overhead=seconds_between(preview["createdAt"], preview["finishedAt"]) - ctx.latency,
+        )
+    return outcome
+
+
+def live_figures(outcomes: list[dict], errors: list[str]) -> dict:
+    ok = [o for o in outcomes if "client_overhead" in o]
+    statuses: dict[str, int] = {}
+    for outcome in outcomes:
+        statuses[outcome["status"]] = statuses.get(outcome["status"], 0) + 1
+    not_succeeded = [f"preview {o['id']} ended {o['status']}" for o in outcomes if "client_overhead" not in o]
+    problems = errors + not_succeeded
+    return {
+        "previews": len(outcomes),
+        "statuses": statuses,
+        "client_overhead_ms": summary([o["client_overhead"] for o in ok]),
+        "notify_ms": summary([o["notify"] for o in ok]),
+        "server_overhead_ms": summary([o["server_overhead"] for o in ok]),
+        "heartbeats": sum(o.get("heartbeats", 0) for o in outcomes),
+        "events_per_preview_max": max((o.get("events", 0) for o in outcomes), default=0),
+        "errors": problems[:5],
+        "error_count": len(problems),
+    }
+
+
+# 7. Live results: the event stream, Prefer: wait and the waiting generate-preview
+
+
+def _preview_by_events(ctx: Context, conn: Connection, user: User, deadline: float) -> dict:
+    """POST (respond-async), then follow the preview's event stream on a new connection to its finished state."""
+    sent = time.time()
+    (preview,) = request_async(conn, user)
+    stream = EventStream(ctx.port, f"{API}/previews/{preview['id']}/events", token=user.token, timeout=30)
+    events = heartbeats = 0
+    try:
+        if stream.status != 200:
+            raise BenchError(f"events -> {stream.status}: {stream.body_start[:200]!r}")
+        while time.perf_counter() < deadline:
+            event = stream.next()
+            if event is None:
+                raise BenchError(f"the stream of {preview['id']} ended before a finished state")
+            if event.comment is not None:
+                heartbeats += 1
+                continue
+            events += 1
+            data = event.json() or {}
+            state = data.get("preview", data)
+            if state.get("status") in FINISHED:
+                return {
+                    **finished_figures(ctx, state, sent, event.arrived),
+                    "events": events,
+                    "heartbeats": heartbeats,
+                }
+        raise BenchError(f"preview {preview['id']} unfinished at the scenario deadline")
+    finally:
+        stream.close()
+
+
+def _preview_by_prefer_wait(ctx: Context, conn: Connection, user: User, deadline: float) -> dict:
+    """POST (respond-async), then `GET /previews/:id` with `Prefer: wait=60`, again while it is not finished."""
+    sent = time.time()
+    (preview,) = request_async(conn, user)
+    for gets in range(1, 6):
+        answer = call(conn, "GET", f"{API}/previews/{preview['id']}", token=user.token, headers={"Prefer": "wait=60"})
+        arrived = time.time()
+        state = answer.json()["preview"]
+        if state["status"] in FINISHED:
+            return {**finished_figures(ctx, state, sent, arrived), "gets": gets}
+        if time.perf_counter() > deadline:
+            break
+    raise BenchError(f"preview {preview['id']} still {state['status']} after 5 waiting GETs")
+
+
+def _waiting_generate(ctx: Context, conn: Connection, user: User) -> dict:
+    """The waiting generate-preview (no Prefer): the whole call minus L, and the server's own overhead."""
+    answer = call(
+        conn, "POST", f"{API}/projects/{user.project_id}/avatars/generate-preview", token=user.token,
+        json_body=PERSONA,
+    )  # fmt: skip
+    preview = answer.json()["preview"]
+    if preview["status"] != "succeeded":
+        raise BenchError(f"waiting generate-preview came back {preview['status']}")
+    user.succeeded.append(preview["id"])
+    return {
+        "id": preview["id"],
+        "status": preview["status"],
+        "call_overhead": answer.seconds - ctx.latency,
+        "server_overhead": seconds_between(preview["createdAt"], preview["finishedAt"]) - ctx.latency,
+    }
+
+
+def scenario_live(ctx: Context) -> dict:
+    """Live results against scenario 1's polling: how soon after a preview finishes does the client know?"""
+    c = ctx.counts
+    ensure_worker(ctx)
+    ensure_users(ctx, max(c.live_clients, c.live_sync_clients))
+    users = ctx.users[: c.live_clients]
+    per_preview = ctx.latency + 10
+
+    def budget(total: int, clients: int) -> float:
+        return time.perf_counter() + 120 + total / clients * per_preview
+
+    results = {"previews": c.live_previews, "clients": c.live_clients, "worker_slots": ctx.stack.worker_slots}
+    results["warm_up_server_overhead_ms"] = warm_up(ctx)
+    deadline = budget(c.live_previews, c.live_clients)
+    outcomes, errors = run_clients(
+        ctx, users, c.live_previews, lambda conn, user: _preview_by_events(ctx, conn, user, deadline),
+        deadline=deadline, stagger=ctx.latency,
+    )  # fmt: skip
+    results["events"] = live_figures(outcomes, errors)
+    deadline = budget(c.live_previews, c.live_clients)
+    outcomes, errors = run_clients(
+        ctx, users, c.live_previews, lambda conn, user: _preview_by_prefer_wait(ctx, conn, user, deadline),
+        deadline=deadline, stagger=ctx.latency,
+    )  # fmt: skip
+    results["prefer_wait"] = live_figures(outcomes, errors)
+    deadline = budget(c.live_sync_calls, c.live_sync_clients)
+    outcomes, errors = run_clients(
+        ctx, ctx.users[: c.live_sync_clients], c.live_sync_calls,
+        lambda conn, user: _waiting_generate(ctx, conn, user), deadline=deadline, stagger=ctx.latency,
+    )  # fmt: skip
+    results["waiting_generate"] = {
+        "calls": c.live_sync_calls,
+        "clients": c.live_sync_clients,
+        "call_overhead_ms": summary([o["call_overhead"] for o in outcomes]),
+        "server_overhead_ms": summary([o["server_overhead"] for o in outcomes]),
+        "errors": errors[:5],
+        "error_count": len(errors),
+    }
+    return results
+
+
+# 8. A thousand open event streams
+
+
+def web_footprint(stack: Stack) -> dict:
+    """Sums over the web server's processes: RSS and PSS (kB), threads, established TCP connections by peer (its
+    clients, Redis, PostgreSQL); Redis's client count (the whole Redis server's: the worker is stopped meanwhile),
+    the bench database's PostgreSQL backends and the PostgreSQL server's client connections."""
+    pids = stack.web_pids()
+    connections = tcp_connections(pids, server_port=stack.port)
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+    info = client.info("clients")
+    # What Redis's clients last did (CLIENT LIST `cmd`; `sub` > 0 for a pub/sub subscriber): which of them grow.
+    kinds: dict[str, int] = {}
+    for entry in client.client_list():
+        kind = "subscriber" if int(entry.get("sub", 0) or 0) or int(entry.get("psub", 0) or 0) else entry.get("cmd")
+        kinds[kind] = kinds.get(kind, 0) + 1
+    client.close()
+    return {
+        "rss_kb": sum(proc_memory_kb(pid)[0] for pid in pids),
+        "pss_kb": sum(proc_pss_kb(pid) for pid in pids),
+        "threads": sum(proc_threads(pid) for pid in pids),
+        "client_connections": connections["clients"],
+        "redis_connections": connections["redis"],
+        "db_connections": connections["postgresql"],
+        "redis_clients": info["connected_clients"],
+        "redis_clients_by_last_command": dict(sorted(kinds.items(), key=lambda item: -item[1])[:6]),
+        "db_backends": len(database_backends(DB_NAME)),
+        "pg_connections": postgres_client_backends(),
+    }
+
+
+def probe_gets(ctx: Context, user: User, seconds: float) -> tuple[list[float], list[str]]:
+    """`GET /api/auth/me` on a new connection every 50 ms for `seconds` (each waits at most 5 s)."""
+    times: list[float] = []
+    errors: list[str] = []
+    stop_at = time.perf_counter() + seconds
+    for _ in range(int(seconds / 0.05) + 1):
+        if time.perf_counter() >= stop_at:
+            break
+        conn = Connection(ctx.port, timeout=5)
+        try:
+            times.append(call(conn, "GET", "/api/auth/me", token=user.token).seconds)
+        except Exception as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            conn.close()
+        time.sleep(0.05)
+    return times, errors
+
+
+def _with_retries(action, errors: list[str], *, tries: int = 3) -> bool:
+    """Run `action()` up to `tries` times, 0.5 s apart; every failure is noted in `errors`. Whether it succeeded."""
+    for attempt in range(tries):
+        try:
+            action()
+            return True
+        except Exception as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+            if attempt + 1 < tries:
+                time.sleep(0.5)
+    return False
+
+
+def _queue_unfinished(ctx: Context, users: list[User], total: int, made: list[dict], errors: list[str]) -> None:
+    """`total` previews left queued (no worker runs): count=4 a request, spread over `users`, 4 requests at once; a
+    failed request is sent again (twice at most; each failure is noted in `errors`, a figure). Each preview is
+    added to `made` as {token, id} as soon as it exists (the caller cancels them, whatever happens)."""
+    requests = [(users[i % len(users)], min(4, total - 4 * i)) for i in range((total + 3) // 4)]
+    lock = threading.Lock()
+    deadline = time.perf_counter() + 60 + total * 0.2
+
+    def make(job) -> None:
+        user, count = job
+
+        def once() -> None:
+            conn = Connection(ctx.port, timeout=30)
+            try:
+                previews = request_async(conn, user, count=count)
+            finally:
+                conn.close()
+            with lock:
+                made.extend({"token": user.token, "id": p["id"]} for p in previews)
+
+        if time.perf_counter() < deadline:
+            _with_retries(once, errors)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(make, requests))
+    if len(made) < total:
+        raise BenchError(f"only {len(made)} of {total} previews queued: {errors[:3]}")
+
+
+def _cancel_all(ctx: Context, jobs: list[dict], errors: list[str]) -> int:
+    """Cancel the previews left queued (else a restarted worker would pick them up), each tried 3 times at most;
+    how many could not be."""
+    failed = []
+    deadline = time.perf_counter() + 60 + len(jobs) * 0.2
+
+    def cancel(job) -> None:
+        def once() -> None:
+            conn = Connection(ctx.port, timeout=30)
+            try:
+                call(conn, "POST", f"{API}/previews/{job['id']}/cancel", token=job["token"])
+            finally:
+                conn.close()
+
+        if time.perf_counter() > deadline or not _with_retries(once, errors):
+            failed.append(job["id"])
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(cancel, jobs))
+    return len(failed)
+
+
+class StreamsProcess:
+    """bench/streams.py as a child: its two JSON lines are read by a thread, so every wait has a deadline."""
+
+    def __init__(self, ctx: Context, jobs_path: Path, open_timeout: float):
+        command = [
+            PYTHON, str(BENCH_DIR / "streams.py"), "--port", str(ctx.port), "--jobs", str(jobs_path),
+            "--open-timeout", str(open_timeout), "--hold-max", "600",
+            "--concurrency", str(ctx.counts.streams_connecting),
+        ]  # fmt: skip
+        self.popen = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            start_new_session=True,
+        )  # fmt: skip
+        self.lines: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.popen.stdout:
+            self.lines.put(line)
+
+    def line(self, timeout: float) -> dict:
+        try:
+            return json.loads(self.lines.get(timeout=timeout))
+        except queue.Empty:
+            raise BenchError(f"streams.py said nothing in {timeout:g} s: {self._stderr()}") from None
+
+    def _stderr(self) -> str:
+        if self.popen.poll() is None:
+            return "(still running)"
+        return self.popen.stderr.read()[-2000:]
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.popen.stdin.write("close\n")
+            self.popen.stdin.flush()
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.kill()
+        self.popen.wait(10)
+
+
+def web_cpu_seconds(stack: Stack) -> float:
+    """CPU seconds the web server's processes have used so far (while the streams are held: heartbeats, the probe)."""
+    return sum(proc_cpu_seconds(pid) for pid in stack.web_pids())
+
+
+def web_counts(stack: Stack) -> dict:
+    """The cheap part of web_footprint (no PSS, no Redis call), for sampling often."""
+    pids = stack.web_pids()
+    return {"threads": sum(proc_threads(pid) for pid in pids), **tcp_connections(pids, server_port=stack.port)}
+
+
+class PeakSampler:
+    """Calls `sample()` (a dict of counts) every 0.25 s in a thread while the `with` block runs; keeps each maximum."""
+
+    def __init__(self, sample):
+        self.sample = sample
+        self.peaks: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        for _ in range(100_000):  # ~7 hours at most; the block ends long before
+            for key, value in self.sample().items():
+                self.peaks[key] = max(self.peaks.get(key, 0), value)
+            if self._stop.wait(0.25):
+                return
+
+    def __enter__(self) -> "PeakSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+def _fall_back(stack: Stack, before: dict, seconds: float) -> tuple[dict, float | None]:
+    """Sample the web processes every 0.5 s until their client connections are back near `before` (within 2: the
+    probe's) or `seconds` passed; the last sample and when it was reached. Threads a pool keeps (asgiref's, granian's
+    blocking threads) and Redis connections a pool keeps for reuse are reported, not waited for."""
+    started = time.perf_counter()
+    while True:
+        now = web_footprint(stack)
+        if now["client_connections"] <= before["client_connections"] + 2:
+            return now, time.perf_counter() - started
+        if time.perf_counter() - started > seconds:
+            return now, None
+        time.sleep(0.5)
+
+
+def scenario_streams(ctx: Context) -> dict:
+    """N event streams held open at once on previews that stay queued (the worker is stopped for it)."""
+    c = ctx.counts
+    stack = ctx.stack
+    ensure_users(ctx, c.streams_users + 1)
+    users, prober = ctx.users[: c.streams_users], ctx.users[c.streams_users]
+    stack.stop_worker()
+    jobs: list[dict] = []
+    queue_errors: list[str] = []
+    cancel_errors: list[str] = []
+    child = None
+    result: dict = {"streams": c.streams, "users": c.streams_users, "server": stack.server}
+    result["connecting_at_once"] = c.streams_connecting
+    try:
+        _queue_unfinished(ctx, users, c.streams, jobs, queue_errors)
+        time.sleep(1.0)
+        before = web_footprint(stack)
+        idle_times, _ = probe_gets(ctx, prober, 3.0)
+        with tempfile.NamedTemporaryFile("w", suffix=".json", dir=stack.tmp, delete=False) as handle:
+            json.dump(jobs, handle)
+        child = StreamsProcess(ctx, Path(handle.name), open_timeout=60 + c.streams * 0.1)
+        with PeakSampler(lambda: {"pg_connections": postgres_client_backends(), **web_counts(stack)}) as peaks:
+            opened = child.line(timeout=120 + c.streams * 0.1)
+        result["peak_while_opening"] = peaks.peaks
+        time.sleep(1.0)
+        held = web_footprint(stack)
+        cpu_before, probe_started = web_cpu_seconds(stack), time.perf_counter()
+        probe_times, probe_errors = probe_gets(ctx, prober, c.streams_probe_seconds)
+        held_cores = (web_cpu_seconds(stack) - cpu_before) / (time.perf_counter() - probe_started)
+        held_after = web_footprint(stack)
+        child.close()
+        closed = child.line(timeout=60)
+        # A stream learns that its client left when it next writes: at the latest the heartbeat, every 15 s.
+        after, fell_back_s = _fall_back(stack, before, 40.0)
+        count = max(opened["opened"], 1)
+        result.update(
+            opened=opened["opened"],
+            open_seconds=opened["seconds"],
+            open_errors=opened["errors"],
+            first_event_ms=opened["first_event_ms"],
+            first_status=opened["first_status"],
+            ended_early=closed["ended_early"],
+            heartbeats=closed["heartbeats"],
+            held_seconds=closed["held_seconds"],
+            stream_client_cpu_seconds=closed["client_cpu_seconds"],
+            cheap_get_before_ms=summary(idle_times),
+            cheap_get_ms=summary(probe_times),
+            cheap_get_errors=probe_errors[:5],
+            cheap_get_error_count=len(probe_errors),
+            web_rss_mb={k: round(v["rss_kb"] / 1024, 1) for k, v in (("before", before), ("open", held))},
+            web_pss_mb={k: round(v["pss_kb"] / 1024, 1) for k, v in (("before", before), ("open", held))},
+            rss_kb_per_stream=round((max(held["rss_kb"], held_after["rss_kb"]) - before["rss_kb"]) / count, 1),
+            pss_kb_per_stream=round((max(held["pss_kb"], held_after["pss_kb"]) - before["pss_kb"]) / count, 1),
+            web_threads={"before": before["threads"], "open": held["threads"], "after": after["threads"]},
+            web_connections={
+                key: {"before": before[key], "open": held[key], "after": after[key]}
+                for key in ("client_connections", "redis_connections", "db_connections")
+            },
+            redis_connected_clients={
+                "before": before["redis_clients"], "open": held["redis_clients"], "after": after["redis_clients"]
+            },
+            db_backends={"before": before["db_backends"], "open": held["db_backends"], "after": after["db_backends"]},
+            redis_clients_by_last_command={
+                "before": before["redis_clients_by_last_command"],
+                "open": held["redis_clients_by_last_command"],
+                "after": after["redis_clients_by_last_command"],
+            },
+            pg_connections_all_databases={
+                "before": before["pg_connections"], "open": held["pg_connections"], "after": after["pg_connections"]
+            },
+            web_cores_while_held=round(held_cores, 2),
+            fell_back_seconds=None if fell_back_s is None else round(fell_back_s, 1),
+        )  # fmt: skip
+        if fell_back_s is None:
+            # Threads still held by streams whose client left (a WSGI worker learns it only at its next write):
+            # start the server afresh so the cancels below and the scenarios after are served.
+            stack.restart_web()
+            result["web_restarted"] = True
+    finally:
+        if child is not None:
+            child.kill()
+        if jobs:
+            result["cancel_failures"] = _cancel_all(ctx, jobs, cancel_errors)
+        result.update(
+            setup_errors={"queueing": queue_errors[:3], "queueing_count": len(queue_errors)},
+            cleanup_errors={"cancelling": cancel_errors[:3], "cancelling_count": len(cancel_errors)},
+        )
+        ensure_worker(ctx)
+    return result
+
+
+# 9. Recovery after a worker kill
+
+
+def app_settings(stack: Stack, *names: str) -> dict:
+    """The app's own values of some settings, read by Django in a child with the stack's environment."""
+    code = (
+        "import json, django; django.setup(); from django.conf import settings; "
+        f"print(json.dumps({{name: getattr(settings, name) for name in {list(names)!r}}}))"
+    )
+    result = subprocess.run(
+        [PYTHON, "-c", code], cwd=BENCH_DIR.parent, env=stack.env(), capture_output=True, text=True, timeout=60
+    )
+    if result.returncode != 0:
+        raise BenchError(f"reading settings failed: {result.stderr[-1000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _wait_for_status(
+    ctx: Context, conn: Connection, user: User, preview_id: str, wanted, *, every: float, limit: float
+):
+    """Poll the preview every `every` seconds until its status is in `wanted` (or `limit` seconds): the preview."""
+    stop_at = time.perf_counter() + limit
+    for _ in range(int(limit / every) + 1):
+        preview = call(conn, "GET", f"{API}/previews/{preview_id}", token=user.token).json()["preview"]
+        if preview["status"] in wanted or time.perf_counter() > stop_at:
+            return preview
+        time.sleep(every)
+    return preview
+
+
+def _recover_once(ctx: Context, user: User) -> dict:
+    """One preview; SIGKILL the whole worker while its call to the image API is in flight; a new worker at once;
+    the time from the kill to the poll (every 0.25 s) that shows the preview succeeded."""
+    stack = ctx.stack
+    conn = Connection(ctx.port, timeout=30)
+    try:
+        (preview,) = request_async(conn, user)
+        running = _wait_for_status(ctx, conn, user, preview["id"], {"running", *FINISHED}, every=0.05, limit=60)
+        if running["status"] != "running":
+            return {"error": f"preview {preview['id']} was {running['status']} before the kill"}
+        # The attempt marks the preview running just before it calls the image API: wait for that call's connection
+        # (bounded), then a quarter of L more, so the kill lands while the call is in flight.
+        for _ in range(200):
+            if stack.fake_api_connections():
+                break
+            time.sleep(0.05)
+        time.sleep(ctx.latency / 4)
+        in_flight = stack.fake_api_connections() > 0
+        killed_at = stack.kill_worker()
+        stack.start_worker(ctx.slots)
+        worker_ready_s = time.time() - killed_at
+        done = _wait_for_status(ctx, conn, user, preview["id"], FINISHED, every=0.25, limit=240)
+        seen_s = time.time() - killed_at
+    finally:
+        conn.close()
+    outcome = {
+        "id": preview["id"],
+        "status": done["status"],
+        "attempts": done.get("attempts"),
+        "worker_ready_s": round(worker_ready_s, 2),
+        "image_call_in_flight_at_kill": in_flight,
+    }
+    if done["status"] != "succeeded":
+        outcome["error"] = f"preview {preview['id']} ended {done['status']} ({done.get('error')})"
+        return outcome
+    user.succeeded.append(done["id"])
+    outcome.update(
+        kill_to_succeeded_s=round(seen_s, 2),
+        kill_to_finished_at_s=round(iso(done["finishedAt"]).timestamp() - killed_at, 2),
+    )
+    return outcome
+
+
+def scenario_recovery(ctx: Context) -> dict:
+    """A worker killed mid-generation: the reaper (Celery beat, the project's schedule) queues the preview again."""
+    c = ctx.counts
+    ensure_worker(ctx)
+    ensure_users(ctx, 1)
+    settings = app_settings(ctx.stack, "AVATAR_REAP_INTERVAL", "AVATAR_HEARTBEAT_STALE", "AVATAR_HEARTBEAT_INTERVAL")
+    ctx.stack.start_beat()
+    rounds = []
+    try:
+        for _ in range(c.recovery_rounds):
+            rounds.append(_recover_once(ctx, ctx.users[0]))
+            time.sleep(1.0)
+    finally:
+        ctx.stack.stop_beat()
+        ensure_worker(ctx)
+    times = [r["kill_to_succeeded_s"] for r in rounds if "kill_to_succeeded_s" in r]
+    return {
+        "rounds": rounds,
+        "all_succeeded": len(times) == len(rounds),
+        "max_kill_to_succeeded_s": max(times) if times else None,
+        "reap_interval_s": settings["AVATAR_REAP_INTERVAL"],
+        "heartbeat_stale_s": settings["AVATAR_HEARTBEAT_STALE"],
+        "heartbeat_interval_s": settings["AVATAR_HEARTBEAT_INTERVAL"],
+    }

@@ -1,4 +1,5 @@
-"""The real stack on loopback: a fresh PostgreSQL database, a Redis db, the fake image API, gunicorn and Celery.
+"""The real stack on loopback: a fresh PostgreSQL database, a Redis db, the fake image API, the web server (gunicorn
+gthread, gunicorn with uvicorn workers, or granian), Celery (and, for the recovery scenario, Celery beat).
 
 Everything started here is started in its own session and killed by its process group; `Stack.close()` undoes
 everything (processes, the bench database, the Redis db, the temporary folder) and is safe to call twice.
@@ -6,6 +7,7 @@ everything (processes, the bench database, the Redis db, the temporary folder) a
 
 import contextlib
 import os
+import resource
 import secrets
 import shutil
 import signal
@@ -108,6 +110,87 @@ def database_backends(db_name: str) -> list[int]:
         if title.startswith("postgres:") and f" {db_name} " in title:
             found.append(int(entry))
     return found
+
+
+def proc_threads(pid: int) -> int:
+    """The `Threads:` count of /proc/<pid>/status; 0 when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith("Threads:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+    except OSError:
+        pass
+    return inodes
+
+
+def tcp_connections(pids: list[int], *, server_port: int) -> dict[str, int]:
+    """The TCP connections the processes hold open, by peer: `clients` (to their own `server_port`), `redis` (to
+    6379), `postgresql` (to 5432) and `other` (matched through the socket inodes of /proc/net/tcp). Established ones
+    and those the peer has closed but the process has not yet (CLOSE_WAIT: a client gone, a thread still on it)."""
+    inodes = set().union(*(_socket_inodes(pid) for pid in pids)) if pids else set()
+    kinds = {"clients": 0, "redis": 0, "postgresql": 0, "other": 0}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as handle:
+                lines = handle.readlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[9] not in inodes or fields[3] not in ("01", "08"):  # ESTABLISHED, CLOSE_WAIT
+                continue
+            local, remote = int(fields[1].rsplit(":", 1)[1], 16), int(fields[2].rsplit(":", 1)[1], 16)
+            if local == server_port:
+                kinds["clients"] += 1
+            elif remote == 6379:
+                kinds["redis"] += 1
+            elif remote == 5432:
+                kinds["postgresql"] += 1
+            else:
+                kinds["other"] += 1
+    return kinds
+
+
+def raise_open_files_limit(wanted: int = 65536) -> tuple[int, int]:
+    """Raise this process's RLIMIT_NOFILE soft limit towards `wanted` (capped by the hard limit); every process the
+    stack starts inherits it (1000 event streams need 1000+ sockets in the web server and in the stream client)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+def postgres_client_backends() -> int:
+    """PostgreSQL backends serving a client, over every database (max_connections is for them all): processes titled
+    "postgres: <user> <db> <host>(<port>) ..." or "... [local] ...". Read from /proc: asking the server itself
+    needs a connection, which is what may be missing."""
+    count = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                title = handle.read().decode(errors="replace")
+        except OSError:
+            continue
+        if title.startswith("postgres:") and ("(" in title or "[local]" in title):
+            count += 1
+    return count
 
 
 def proc_pss_kb(pid: int) -> int:
@@ -215,6 +298,10 @@ class Process:
     def __init__(self, name: str, command: list[str], *, env: dict[str, str], log_dir: Path, stdin=None):
         self.name = name
         self.log_path = log_dir / f"{name}.log"
+        for n in range(2, 1000):  # a restarted process keeps the log of the one before it
+            if not self.log_path.exists():
+                break
+            self.log_path = log_dir / f"{name}-{n}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.popen = subprocess.Popen(
             command,
@@ -249,6 +336,17 @@ class Process:
         self._log.close()
 
 
+# The web servers `--server` chooses among: the process title of the root process and of its workers (for memory).
+SERVERS = {
+    "gthread": ("gunicorn master", "gunicorn worker"),
+    "uvicorn": ("gunicorn master (uvicorn)", "uvicorn worker"),
+    "granian": ("granian main", "granian worker"),
+}
+# granian holds at most this many requests in flight per worker (its default is backlog / workers = 512): above the
+# 1000 event streams of scenario 8 plus the probes beside them, whichever worker the connections land on.
+GRANIAN_BACKPRESSURE = 2048
+
+
 class Stack:
     def __init__(
         self,
@@ -256,11 +354,15 @@ class Stack:
         latency: float,
         web_workers: int,
         web_threads: int,
+        server: str = "granian",
         keep_logs: bool = False,
         image: str = "photo",
         extra_env: dict[str, str] | None = None,
     ):
+        if server not in SERVERS:
+            raise ValueError(f"unknown server {server!r}")
         self.latency = latency
+        self.server = server
         self.extra_env = extra_env or {}
         self.image = image
         self.web_workers = web_workers
@@ -277,28 +379,40 @@ class Stack:
         self.fake_url = ""
         self.web: Process | None = None
         self.worker: Process | None = None
+        self.beat: Process | None = None
         self.worker_slots = 0
+        self.worker_warm = False
         self.port = 0
         self._db_created = False
         self._celery_reaped = 0.0
+        self._web_reaped = 0.0  # CPU of a web server stopped by restart_web()
         self._redis_used = False
         self._closed = False
 
     # CPU accounting: who used the machine during a scenario (the bench shares it with whatever else runs)
 
+    def web_pids(self) -> list[int]:
+        """The web server's processes: its root (gunicorn's master, granian's main process) and every descendant."""
+        if self.web is None or not self.web.alive():
+            return []
+        return [self.web.pid, *descendants(self.web.pid)]
+
+    def web_worker_pids(self) -> list[int]:
+        """The processes that serve requests: the root's children (gunicorn's workers, granian's workers)."""
+        return _children(self.web.pid) if self.web is not None and self.web.alive() else []
+
     def cpu_snapshot(self) -> CpuSnapshot:
-        roles = {"web (gunicorn)": 0.0, "celery": 0.0, "postgresql (bench db)": 0.0, "bench clients": 0.0}
-        if self.web is not None and self.web.alive():
-            roles["web (gunicorn)"] = sum(
-                proc_cpu_seconds(pid, with_children=True) for pid in [self.web.pid, *descendants(self.web.pid)]
-            )
-        for pid in [self.worker.pid, *descendants(self.worker.pid)] if self.worker and self.worker.alive() else []:
+        roles = {"web server": 0.0, "celery": 0.0, "postgresql (bench db)": 0.0, "bench clients": 0.0}
+        roles["web server"] = sum(proc_cpu_seconds(pid, with_children=True) for pid in self.web_pids())
+        processes = [self.worker, self.beat]
+        for pid in [pid for p in processes if p and p.alive() for pid in [p.pid, *descendants(p.pid)]]:
             roles["celery"] += proc_cpu_seconds(pid, with_children=True)
         roles["postgresql (bench db)"] = sum(proc_cpu_seconds(pid) for pid in database_backends(DB_NAME))
         me = os.getpid()
         # This process, its reaped children (load generators, stopped workers) and the fake image API.
-        roles["bench clients"] = proc_cpu_seconds(me, with_children=True) - self._celery_reaped
+        roles["bench clients"] = proc_cpu_seconds(me, with_children=True) - self._celery_reaped - self._web_reaped
         roles["celery"] += self._celery_reaped
+        roles["web server"] += self._web_reaped
         if self.fake is not None:
             roles["bench clients"] += proc_cpu_seconds(self.fake.pid)
         return CpuSnapshot(wall=time.monotonic(), machine=machine_busy_seconds(), roles=roles)
@@ -369,7 +483,7 @@ class Stack:
             return []
         self._closed = True
         problems = []
-        for process in (self.worker, self.web):
+        for process in (self.beat, self.worker, self.web):
             if process is not None:
                 try:
                     process.stop(timeout=15)
@@ -457,37 +571,65 @@ class Stack:
         if result.returncode != 0:
             raise RuntimeError(f"migrate failed:\n{result.stdout}\n{result.stderr}")
 
+    def web_command(self) -> list[str]:
+        """The command line of the chosen server (`--server`), listening on 127.0.0.1:self.port."""
+        bind = f"127.0.0.1:{self.port}"
+        if self.server == "gthread":
+            return [
+                PYTHON, "-m", "gunicorn", "lumiku.wsgi:application", "--bind", bind,
+                "--worker-class", "gthread", "--workers", str(self.web_workers), "--threads", str(self.web_threads),
+                "--timeout", "240", "--no-control-socket",
+            ]  # fmt: skip
+        if self.server == "uvicorn":
+            # uvicorn.workers is deprecated in favour of the uvicorn-worker package; it still works, and is kept.
+            return [
+                PYTHON, "-m", "gunicorn", "lumiku.asgi:application", "--bind", bind,
+                "--worker-class", "uvicorn.workers.UvicornWorker", "--workers", str(self.web_workers),
+                "--timeout", "240", "--no-control-socket",
+            ]  # fmt: skip
+        # granian: HTTP/1 only (the clients speak HTTP/1.1), no websockets, its default event loop (asyncio here:
+        # uvloop is not installed) and a backpressure above the streams scenario's connections.
+        return [
+            PYTHON, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(self.port),
+            "--workers", str(self.web_workers), "--http", "1", "--no-ws",
+            "--backpressure", str(GRANIAN_BACKPRESSURE), "lumiku.asgi:application",
+        ]  # fmt: skip
+
     def start_web(self) -> None:
         self.port = free_port()
-        command = [
-            PYTHON, "-m", "gunicorn", "lumiku.wsgi:application",
-            "--bind", f"127.0.0.1:{self.port}",
-            "--worker-class", "gthread",
-            "--workers", str(self.web_workers),
-            "--threads", str(self.web_threads),
-            "--timeout", "240",
-            "--no-control-socket",
-        ]  # fmt: skip
         # Production's settings plus the bench-only URLconf with the floor route (bench/settings.py).
         env = {**self.env(), "DJANGO_SETTINGS_MODULE": "bench.settings"}
-        self.web = Process("gunicorn", command, env=env, log_dir=self.log_dir)
-        self.memory.watch(self.web.pid, root_role="gunicorn master", child_role="gunicorn worker")
+        self.web = Process(f"web-{self.server}", self.web_command(), env=env, log_dir=self.log_dir)
+        root_role, child_role = SERVERS[self.server]
+        self.memory.watch(self.web.pid, root_role=root_role, child_role=child_role)
         deadline = time.monotonic() + 60
         conn = Connection(self.port, timeout=5)
         while time.monotonic() < deadline:
             if not self.web.alive():
-                raise RuntimeError(f"gunicorn exited early:\n{self.web.log()[-4000:]}")
+                raise RuntimeError(f"{self.server} exited early:\n{self.web.log()[-4000:]}")
             try:
                 # Unauthenticated: 401 proves Django answered. Every worker must have booted before we measure.
-                if conn.request("GET", "/api/auth/me").status == 401 and len(_children(self.web.pid)) >= (
+                if conn.request("GET", "/api/auth/me").status == 401 and len(self.web_worker_pids()) >= (
                     self.web_workers
                 ):
+                    conn.close()
                     time.sleep(1.0)
                     return
             except (OSError, WireError):
                 conn.close()
             time.sleep(0.2)
-        raise RuntimeError(f"gunicorn did not become ready:\n{self.web.log()[-4000:]}")
+        conn.close()
+        raise RuntimeError(f"{self.server} did not become ready:\n{self.web.log()[-4000:]}")
+
+    def restart_web(self) -> None:
+        """Stop the web server and start it again (on a new port): what is left of its connections goes with it."""
+        if self.web is not None:
+            self.memory.unwatch(self.web.pid)
+            me = os.getpid()
+            before = proc_cpu_seconds(me, with_children=True) - proc_cpu_seconds(me)
+            self.web.stop(timeout=20)
+            self._web_reaped += proc_cpu_seconds(me, with_children=True) - proc_cpu_seconds(me) - before
+        self.start_web()
 
     def start_worker(self, slots: int) -> None:
         """(Re)start the Celery worker with `slots` prefork pool processes."""
@@ -499,6 +641,7 @@ class Stack:
         ]  # fmt: skip
         self.worker = Process(f"celery-{slots}", command, env=self.env(), log_dir=self.log_dir)
         self.worker_slots = slots
+        self.worker_warm = False  # set by a scenario once every pool process has run a first task
         self.memory.watch(self.worker.pid, root_role="celery main", child_role=f"celery pool child ({slots} slots)")
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
@@ -519,3 +662,60 @@ class Stack:
             # A stopped worker's CPU time now counts as this process's children's: keep it as Celery's.
             self._celery_reaped += proc_cpu_seconds(me, with_children=True) - proc_cpu_seconds(me) - before
             self.worker = None
+
+    def fake_api_connections(self) -> int:
+        """Established TCP connections to the fake image API (its side of them, in /proc/net/tcp): > 0 while a
+        worker's call to it is in flight (the fake API answers and closes; a kept-alive idle one counts too)."""
+        port = f"{int(self.fake_url.rsplit(':', 1)[1]):04X}"
+        count = 0
+        with open("/proc/net/tcp") as handle:
+            next(handle)
+            for line in handle:
+                fields = line.split()
+                if fields[1].endswith(f":{port}") and fields[3] == "01":
+                    count += 1
+        return count
+
+    def kill_worker(self) -> float:
+        """SIGKILL the whole Celery worker (main process and every pool process, one process group) at once, as an
+        out-of-memory kill or a lost machine would; returns time.time() of the kill."""
+        if self.worker is None:
+            raise RuntimeError("no worker to kill")
+        me = os.getpid()
+        before = proc_cpu_seconds(me, with_children=True) - proc_cpu_seconds(me)
+        killed_at = time.time()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.worker.pid, signal.SIGKILL)
+        self.worker.popen.wait(10)
+        self.memory.unwatch(self.worker.pid)
+        self.worker.stop()  # closes its log; the group is gone already
+        self._celery_reaped += proc_cpu_seconds(me, with_children=True) - proc_cpu_seconds(me) - before
+        self.worker = None
+        return killed_at
+
+    def start_beat(self) -> None:
+        """Celery beat with the project's own schedule (CELERY_BEAT_SCHEDULE: the reaper every AVATAR_REAP_INTERVAL)."""
+        self.stop_beat()
+        command = [
+            PYTHON, "-m", "celery", "-A", "lumiku", "beat", "--loglevel=INFO",
+            "--schedule", str(self.tmp / "celerybeat-schedule"),
+        ]  # fmt: skip
+        self.beat = Process("celery-beat", command, env=self.env(), log_dir=self.log_dir)
+        self.memory.watch(self.beat.pid, root_role="celery beat", child_role="celery beat")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if not self.beat.alive():
+                raise RuntimeError(f"Celery beat exited early:\n{self.beat.log()[-4000:]}")
+            if "beat: Starting" in self.beat.log():
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"Celery beat did not start:\n{self.beat.log()[-4000:]}")
+
+    def stop_beat(self) -> None:
+        if self.beat is not None:
+            self.memory.unwatch(self.beat.pid)
+            me = os.getpid()
+            before = proc_cpu_seconds(me, with_children=True) - proc_cpu_seconds(me)
+            self.beat.stop(timeout=20)
+            self._celery_reaped += proc_cpu_seconds(me, with_children=True) - proc_cpu_seconds(me) - before
+            self.beat = None

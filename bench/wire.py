@@ -37,7 +37,9 @@ class Response:
 
 
 def build_request(method: str, path: str, *, host: str, headers: dict[str, str] | None, body: bytes | None) -> bytes:
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Accept: application/json"]
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
+    if not any(name.lower() == "accept" for name in headers or {}):
+        lines.append("Accept: application/json")
     for name, value in (headers or {}).items():
         lines.append(f"{name}: {value}")
     if body is not None:
@@ -176,3 +178,146 @@ class Connection:
             if size == 0:
                 return b"".join(parts), received
             parts.append(chunk[:-2])
+
+
+# Server-sent events: a decoder for the body's framing and a parser for the event lines, both fed raw bytes as they
+# arrive, so the thread client below and the asyncio one (bench/streams.py) share them.
+
+
+class ChunkedDecoder:
+    """Undoes `Transfer-Encoding: chunked` incrementally; `done` once the last (empty) chunk was read."""
+
+    def __init__(self):
+        self._buffer = b""
+        self._left = 0  # data bytes of the current chunk still to come
+        self._skip = 0  # bytes of the CRLF after that chunk still to drop
+        self.done = False
+
+    def feed(self, data: bytes) -> bytes:
+        self._buffer += data
+        out = []
+        while not self.done and self._buffer:
+            if self._left:
+                out.append(self._buffer[: self._left])
+                self._buffer = self._buffer[self._left :]
+                self._left -= len(out[-1])
+            elif self._skip:
+                dropped = min(self._skip, len(self._buffer))
+                self._buffer, self._skip = self._buffer[dropped:], self._skip - dropped
+            elif _CRLF in self._buffer:
+                size_line, _, self._buffer = self._buffer.partition(_CRLF)
+                size = int(size_line.split(b";")[0], 16)
+                self.done = size == 0
+                self._left, self._skip = size, 2
+            else:
+                break
+        return b"".join(out)
+
+
+@dataclass
+class Event:
+    """One server-sent event (`comment` set for a `:` line, e.g. a heartbeat); `arrived` is time.time()."""
+
+    event: str = "message"
+    data: str = ""
+    id: str | None = None
+    comment: str | None = None
+    arrived: float = 0.0
+
+    def json(self):
+        return json.loads(self.data) if self.data else None
+
+
+class EventParser:
+    """The text/event-stream format: `field: value` lines, an event ends at a blank line; `:` starts a comment."""
+
+    def __init__(self):
+        self._buffer = b""
+        self._fields: dict[str, list[str]] = {}
+
+    def feed(self, data: bytes) -> list[Event]:
+        self._buffer += data
+        events = []
+        while b"\n" in self._buffer:
+            raw, _, self._buffer = self._buffer.partition(b"\n")
+            line = raw.rstrip(b"\r").decode("utf-8", errors="replace")
+            now = time.time()
+            if not line:
+                if self._fields:
+                    fields, self._fields = self._fields, {}
+                    events.append(
+                        Event(
+                            event=(fields.get("event") or ["message"])[-1],
+                            data="\n".join(fields.get("data", [])),
+                            id=(fields.get("id") or [None])[-1],
+                            arrived=now,
+                        )
+                    )
+                continue
+            if line.startswith(":"):
+                events.append(Event(event="", comment=line[1:].strip(), arrived=now))
+                continue
+            name, _, value = line.partition(":")
+            self._fields.setdefault(name, []).append(value[1:] if value.startswith(" ") else value)
+        return events
+
+
+class EventStream:
+    """`GET path` with `Accept: text/event-stream` on its own connection; `next()` returns events as they arrive.
+
+    The body is chunked or ends when the server closes the connection; either way `next()` returns None at its end.
+    """
+
+    def __init__(self, port: int, path: str, *, token: str, timeout: float = 30.0, last_event_id: str | None = None):
+        headers = {"Accept": "text/event-stream", "Authorization": f"Bearer {token}", "Cache-Control": "no-cache"}
+        if last_event_id:
+            headers["Last-Event-ID"] = last_event_id
+        self.sock = socket.create_connection((LOOPBACK, port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sent_at = time.time()
+        self.sock.sendall(build_request("GET", path, host=f"{LOOPBACK}:{port}", headers=headers, body=None))
+        buffer = b""
+        while _HEADER_END not in buffer:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                self.close()
+                raise WireError("connection closed before the answer's head")
+            buffer += chunk
+        head, _, rest = buffer.partition(_HEADER_END)
+        self.status, self.headers = parse_head(head)
+        self._chunked = self.headers.get("transfer-encoding", "").lower() == "chunked"
+        self._decoder = ChunkedDecoder() if self._chunked else None
+        self._parser = EventParser()
+        self._pending: list[Event] = []
+        self._ended = False
+        self.body_start = b""
+        if self.status != 200:
+            self.body_start = rest
+            self.close()
+            return
+        self._take(rest)
+
+    def _take(self, data: bytes) -> None:
+        if self._decoder is not None:
+            data = self._decoder.feed(data)
+            self._ended = self._ended or self._decoder.done
+        self._pending.extend(self._parser.feed(data))
+
+    def next(self) -> Event | None:
+        """The next event or comment; None once the stream ended. Raises TimeoutError past the socket's timeout."""
+        while not self._pending:
+            if self._ended or self.sock is None:
+                return None
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                self._ended = True
+                self._pending.extend(self._parser.feed(b"\n\n"))  # a last event not closed by a blank line
+                continue
+            self._take(chunk)
+        return self._pending.pop(0)
+
+    def close(self) -> None:
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.close()
+        self.sock = None
