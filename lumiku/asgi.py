@@ -15,7 +15,7 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lumiku.settings.production")
 
 # Threads per process for the plain requests (each keeps its database connection): WEB_THREADS.
-WEB_THREADS = int(os.environ.get("WEB_THREADS", "16"))
+WEB_THREADS = int(os.environ.get("WEB_THREADS", "8"))
 django_application = WSGIMiddleware(get_wsgi_application(), workers=WEB_THREADS)
 
 from avatar_creator.api.waiting import WaitingRoutes  # noqa: E402 - needs the apps loaded by the line above
