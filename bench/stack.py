@@ -655,13 +655,16 @@ class Stack:
 
     def stop_worker(self) -> None:
         if self.worker is not None:
-            self.memory.unwatch(self.worker.pid)
-            me = os.getpid()
-            before = proc_cpu_seconds(me, with_children=True) - proc_cpu_seconds(me)
-            self.worker.stop(timeout=20)
-            # A stopped worker's CPU time now counts as this process's children's: keep it as Celery's.
-            self._celery_reaped += proc_cpu_seconds(me, with_children=True) - proc_cpu_seconds(me) - before
+            self._stop_celery(self.worker)
             self.worker = None
+
+    def _stop_celery(self, process: Process) -> None:
+        self.memory.unwatch(process.pid)
+        me = os.getpid()
+        before = proc_cpu_seconds(me, with_children=True) - proc_cpu_seconds(me)
+        process.stop(timeout=20)
+        # A stopped Celery process's CPU time now counts as this process's children's: keep it as Celery's.
+        self._celery_reaped += proc_cpu_seconds(me, with_children=True) - proc_cpu_seconds(me) - before
 
     def fake_api_connections(self) -> int:
         """Established TCP connections to the fake image API (its side of them, in /proc/net/tcp): > 0 while a
@@ -713,9 +716,5 @@ class Stack:
 
     def stop_beat(self) -> None:
         if self.beat is not None:
-            self.memory.unwatch(self.beat.pid)
-            me = os.getpid()
-            before = proc_cpu_seconds(me, with_children=True) - proc_cpu_seconds(me)
-            self.beat.stop(timeout=20)
-            self._celery_reaped += proc_cpu_seconds(me, with_children=True) - proc_cpu_seconds(me) - before
+            self._stop_celery(self.beat)
             self.beat = None
