@@ -1,5 +1,5 @@
 #!/bin/sh
-# The image's entrypoint: migrate once, then become the command (gunicorn, a worker, beat), never as root.
+# The image's entrypoint: migrate once, then become the command (granian, a worker, beat), never as root.
 #
 # - LUMIKU_MIGRATE (default true) runs `manage.py migrate_locked`: replicas that start together take turns under a
 #   PostgreSQL advisory lock, so the migrations are applied once. It runs the start-up checks first (`manage.py

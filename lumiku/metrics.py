@@ -1,9 +1,9 @@
 """Prometheus metrics at `GET /metrics` (prometheus_client), for operators at scale.
 
 - Requests: `lumiku_http_requests_total{method, route, status}` and `lumiku_http_request_duration_seconds{method,
-  route}`, counted by MetricsMiddleware in each web process (`route` is the URL pattern, never the raw path). Under
-  gunicorn with several workers set PROMETHEUS_MULTIPROC_DIR (an empty folder per start; the image's entrypoint
-  empties it) so every worker's counts are summed.
+  route}`, counted by MetricsMiddleware in each web process (`route` is the URL pattern, never the raw path). A
+  server with several worker processes (granian --workers) sets PROMETHEUS_MULTIPROC_DIR (an empty folder per start;
+  the image's entrypoint empties it) so every worker's counts are summed.
 - The product, read from the database at scrape time so that the web processes and the Celery workers agree:
   `lumiku_generation_duration_seconds{model}` (a histogram of the generator calls of finished previews),
   `lumiku_generation_failures_total{code}` (previews that ended failed, by error code),
