@@ -463,3 +463,38 @@ def test_plain_requests_share_the_processes_redis_connections(server, alice, pro
     for _ in range(40):
         assert request(server, "GET", detail(preview.pk), token=alice.token)[0] == 200
     assert client.info("stats")["total_connections_received"] - before <= 5
+
+
+def test_legacy_waiting_generate_leaves_the_plain_requests_their_threads(server, alice, settings):
+    """The legacy `avatars/generate` still waits inside its view (its credit hold spans the wait). More of them at
+    once than the server has threads for plain requests run on threads of their own: a cheap request is answered
+    meanwhile, and each waiting call gets its answer when its time runs out."""
+    from lumiku.asgi import WEB_THREADS
+    from tests.worker import use_broker
+
+    settings.AVATAR_SYNC_WAIT = 4
+    settings.AVATAR_MAX_ACTIVE_PREVIEWS = 50
+    settings.AVATAR_SAVE_COST = 1
+    waiting = WEB_THREADS + 2
+    use_broker(redis_url())  # no worker: the previews stay queued, every call waits out its time
+    try:
+        project = make_project(alice)
+        path = f"/api/avatar-creator/projects/{project.pk}/avatars/generate"
+        body = {"name": "Ayu", "prompt": PROMPT}
+        with ThreadPoolExecutor(waiting) as pool:
+            calls = [pool.submit(request, server, "POST", path, token=alice.token, body=body) for _ in range(waiting)]
+            # All of them wait at once (well within their 4 s), which no pool of WEB_THREADS could hold.
+            deadline = time.monotonic() + 3
+            while Preview.objects.filter(owner=alice).count() < waiting and time.monotonic() < deadline:
+                time.sleep(0.05)
+            all_waiting = Preview.objects.filter(owner=alice).count()
+            started = time.monotonic()
+            assert request(server, "GET", "/api/auth/me", token=alice.token)[0] == 200
+            cheap = time.monotonic() - started
+            answers = [call.result(timeout=30) for call in calls]
+    finally:
+        use_broker(None)
+        redis.Redis.from_url(redis_url()).flushdb()  # the tasks nobody took
+
+    assert (all_waiting, cheap < 1) == (waiting, True)
+    assert {(status, body["error"]["code"]) for status, _, body in answers} == {(504, "GENERATION_TIMEOUT")}

@@ -37,6 +37,7 @@ from avatar_creator.models import ACTIVE_PREVIEW_STATUSES, Preview
 
 _PREVIEW = re.compile(r"/api/avatar-creator/previews/(?P<pk>[0-9a-fA-F-]{36})(?P<events>/events)?/?")
 _GENERATE = re.compile(r"/api/avatar-creator/projects/[^/]+/avatars/generate-preview/?")
+_LEGACY_GENERATE = re.compile(r"/api/avatar-creator/projects/[^/]+/avatars/generate/?")
 # What describes the body of Django's first answer: an answer of ours keeps the other headers (CORS, request id,
 # security headers, Vary) and sets these itself.
 _BODY_HEADERS = (b"content-type", b"content-length", b"location", b"preference-applied", b"cache-control")
@@ -45,15 +46,20 @@ _ACTIVE = {str(status) for status in ACTIVE_PREVIEW_STATUSES}
 
 
 class WaitingRoutes:
-    """ASGI middleware: the waiting routes here, everything else to `app` (Django's ASGI handler)."""
+    """ASGI middleware: the waiting routes here, everything else to `app` (Django on a pool of threads). `blocking`,
+    when given, is Django on threads of its own for the one route that still waits inside its view: the legacy
+    `avatars/generate` without `Prefer: respond-async` (its credit hold spans the wait), so that those calls never
+    take the threads of the plain requests."""
 
-    def __init__(self, app):
+    def __init__(self, app, *, blocking=None):
         self.app = app
+        self.blocking = blocking or app
 
     async def __call__(self, scope, receive, send):
         route = self._route(scope) if scope["type"] == "http" else None
         if route is None:
-            await self.app(scope, _as_coroutine(receive), send)
+            app = self.blocking if scope["type"] == "http" and _is_legacy_wait(scope) else self.app
+            await app(scope, _as_coroutine(receive), send)
             return
         received = await _read_body(receive, limit=settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
         if received.too_large:
@@ -258,6 +264,14 @@ async def _read_body(receive, *, limit: int | None) -> _Received:
 async def _disconnected(receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
+
+
+def _is_legacy_wait(scope) -> bool:
+    return (
+        scope["method"] == "POST"
+        and _LEGACY_GENERATE.fullmatch(_path(scope)) is not None
+        and not views.wants_async(_header(scope["headers"], b"prefer"))
+    )
 
 
 def _status(body: bytes) -> str | None:
