@@ -173,6 +173,19 @@ def test_prefer_wait_answers_when_the_preview_changes_with_django_headers(server
     assert int(response.getheader("Content-Length")) == len(json.dumps(body, separators=(",", ":")).encode())
 
 
+def test_prefer_wait_on_head_waits_too_and_answers_headers_only(server, alice, project):
+    queued = make_preview(alice, project)
+    later(0.5, cancel, queued.pk)
+    started = time.monotonic()
+    conn = http.client.HTTPConnection("127.0.0.1", server, timeout=30)
+    conn.request("HEAD", detail(queued.pk), headers={"Authorization": f"Bearer {alice.token}", "Prefer": "wait=20"})
+    response = conn.getresponse()
+    assert (response.status, response.getheader("Preference-Applied"), response.read()) == (200, "wait=20", b"")
+    conn.close()
+    assert 0.5 <= time.monotonic() - started < 3
+    assert int(response.getheader("Content-Length")) > 0
+
+
 def test_prefer_wait_answers_the_current_state_when_the_time_is_up(server, alice, project):
     queued = make_preview(alice, project)
     started = time.monotonic()

@@ -85,7 +85,7 @@ class WaitingRoutes:
         if preview and preview["events"] and method in ("GET", "HEAD"):
             return partial(self._events, preview_id=preview["pk"])
         wait = views.preferred_wait(prefer)
-        if preview and wait is not None and method == "GET":
+        if preview and not preview["events"] and wait is not None and method in ("GET", "HEAD"):
             return partial(self._preview_wait, wait=wait, preview_id=preview["pk"])
         if method == "POST" and _GENERATE.fullmatch(path) and not views.wants_async(prefer):
             return self._generate
@@ -113,8 +113,9 @@ class WaitingRoutes:
         return answer
 
     async def _preview_wait(self, scope, body, send, *, wait: int, preview_id: str):
-        """`Prefer: wait=N`: the status read, again each time the preview changes, until it is finished or N s pass."""
-        ask = _asking(scope, headers=_without(scope["headers"], b"prefer"))
+        """`Prefer: wait=N`: the status read, again each time the preview changes, until it is finished or N s pass.
+        A HEAD is read as a GET (the status is in the body) and answered with the GET's headers only."""
+        ask = _asking(scope, method="GET", headers=_without(scope["headers"], b"prefer"))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         async with events.subscribe_async([events.preview_channel(preview_id)]) as subscription:
@@ -130,7 +131,7 @@ class WaitingRoutes:
         if answer.status == 200:
             applied = (b"preference-applied", b"wait=%d" % wait)
             answer.headers = [*_without(answer.headers, b"preference-applied"), applied]
-        await answer.send_to(send)
+        await answer.send_to(send, head=scope["method"] == "HEAD")
 
     async def _events(self, scope, body, send, *, preview_id: str):
         """The event stream: Django's status read says who may follow it, then PreviewStream sends the changes."""
@@ -207,11 +208,12 @@ class _Answer:
     def body(self) -> bytes:
         return b"".join(self.chunks)
 
-    async def send_to(self, send) -> None:
+    async def send_to(self, send, *, head: bool = False) -> None:
+        """Send this answer; for a HEAD its headers only (the length still the body's)."""
         body = self.body
         headers = [*_without(self.headers, b"content-length"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": self.status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await send({"type": "http.response.body", "body": b"" if head else body})
 
 
 @dataclass
