@@ -239,42 +239,37 @@ def previews_wait(*, previews: list[Preview], timeout: float) -> list[Preview]:
 async def subscribe_async(channels: list[str]):
     """As `subscribe`, for a coroutine: `await subscription.get(timeout)`; no thread is held while it waits."""
     url = _bus_url()
-    if not url:
-        loop = asyncio.get_running_loop()
-        inbox: asyncio.Queue = asyncio.Queue()
-
-        def deliver(channel, message):
-            loop.call_soon_threadsafe(inbox.put_nowait, (channel, message))
-
-        async def get(timeout: float):
-            try:
-                return await asyncio.wait_for(inbox.get(), timeout=max(timeout, 0))
-            except TimeoutError:
-                return None
-
-        with _local.listening(channels, deliver):
-            yield Subscription(get)
-        return
-    hub = _hub(url)
     inbox: asyncio.Queue = asyncio.Queue()
-    try:
-        await hub.add(channels, inbox)
-        connected = True
-    except redis.RedisError as exc:
-        logger.warning("event bus unreachable, following by reading the row: %s", exc)
-        connected = False
 
-    async def get_redis(timeout: float):
-        if not connected:
-            await asyncio.sleep(_degraded_pause(timeout))
-            return _REREAD
+    async def received(timeout: float):
         try:
             return await asyncio.wait_for(inbox.get(), timeout=max(timeout, 0))
         except TimeoutError:
             return None
 
+    if not url:
+        loop = asyncio.get_running_loop()
+
+        def deliver(channel, message):
+            loop.call_soon_threadsafe(inbox.put_nowait, (channel, message))
+
+        with _local.listening(channels, deliver):
+            yield Subscription(received)
+        return
+    hub = _hub(url)
     try:
-        yield Subscription(get_redis)
+        await hub.add(channels, inbox)
+    except redis.RedisError as exc:
+        logger.warning("event bus unreachable, following by reading the row: %s", exc)
+
+        async def degraded(timeout: float):
+            await asyncio.sleep(_degraded_pause(timeout))
+            return _REREAD
+
+        yield Subscription(degraded)
+        return
+    try:
+        yield Subscription(received)
     finally:
         await hub.remove(channels, inbox)
 

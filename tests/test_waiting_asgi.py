@@ -511,3 +511,20 @@ def test_legacy_waiting_generate_leaves_the_plain_requests_their_threads(server,
 
     assert (all_waiting, cheap < 1) == (waiting, True)
     assert {(status, body["error"]["code"]) for status, _, body in answers} == {(504, "GENERATION_TIMEOUT")}
+
+
+def test_a_wait_without_a_reachable_bus_reads_the_row_again(settings):
+    """Redis unreachable when a wait starts: the wait is told, at most every second, to read its row again."""
+    import asyncio
+
+    settings.AVATAR_EVENTS_URL = "redis://127.0.0.1:1/0"
+
+    async def follow():
+        async with events.subscribe_async([events.preview_channel("gone")]) as subscription:
+            started = time.monotonic()
+            return await subscription.get(0.3), time.monotonic() - started
+
+    with ThreadPoolExecutor(1) as pool:  # a loop of its own: the browser tests may hold one in this thread
+        message, waited = pool.submit(asyncio.run, follow()).result(timeout=30)
+    assert message == ("", "")
+    assert 0.25 <= waited < 1
