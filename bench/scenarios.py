@@ -197,37 +197,11 @@ def generate_previews(ctx: Context, total: int, clients: int, *, stagger: bool =
     started in lock step, all 20 previews would also finish in the same instant, every round.
     """
     ensure_users(ctx, clients)
-    rng = random.Random(20260101)
-    pauses = [rng.uniform(0, ctx.latency) if stagger else 0.0 for _ in range(clients)]
     deadline = time.perf_counter() + 120 + total / clients * (ctx.latency + 5)
-    work: queue.Queue = queue.Queue()
-    for i in range(total):
-        work.put(i)
-    outcomes: list[dict] = []
-    errors: list[str] = []
-
-    def client(user: User, pause: float) -> None:
-        conn = Connection(ctx.port, timeout=30)
-        time.sleep(pause)
-        try:
-            while time.perf_counter() < deadline:
-                try:
-                    work.get_nowait()
-                except queue.Empty:
-                    return
-                try:
-                    outcomes.append(_preview_one(ctx, conn, user, deadline))
-                except Exception as exc:  # one failure is a figure, not the end of the run
-                    errors.append(f"{type(exc).__name__}: {exc}")
-                    conn.close()
-        finally:
-            conn.close()
-
-    threads = [threading.Thread(target=client, args=(ctx.users[i], pauses[i]), daemon=True) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=max(deadline - time.perf_counter(), 0) + 30)
+    outcomes, errors = run_clients(
+        ctx, ctx.users[:clients], total, lambda conn, user: _preview_one(ctx, conn, user, deadline),
+        deadline=deadline, stagger=ctx.latency if stagger else 0.0, seed=20260101, timeout=30,
+    )  # fmt: skip
     if errors:
         outcomes.append({"status": "client error", "errors": errors[:5], "error_count": len(errors)})
     return outcomes
@@ -717,10 +691,14 @@ def request_async(conn: Connection, user: User, *, count: int = 1) -> list[dict]
     return accepted.get("previews") or [accepted["preview"]]
 
 
-def run_clients(ctx: Context, users: list[User], total: int, job, *, deadline: float, stagger: float = 0.0):
+def run_clients(
+    ctx: Context, users: list[User], total: int, job, *, deadline: float, stagger: float = 0.0,
+    seed: int = 20260707, timeout: float | None = None,
+):  # fmt: skip
     """`total` jobs shared by one thread per user (`job(conn, user)` returns an outcome dict); each thread starts
-    after a random pause within `stagger` seconds. Returns (outcomes, errors)."""
-    rng = random.Random(20260707)
+    after a random pause within `stagger` seconds, and its connection waits `timeout` (default L + 120 s) for an
+    answer. Returns (outcomes, errors)."""
+    rng = random.Random(seed)
     work: queue.Queue = queue.Queue()
     for i in range(total):
         work.put(i)
@@ -728,7 +706,7 @@ def run_clients(ctx: Context, users: list[User], total: int, job, *, deadline: f
     errors: list[str] = []
 
     def client(user: User, pause: float) -> None:
-        conn = Connection(ctx.port, timeout=ctx.latency + 120)
+        conn = Connection(ctx.port, timeout=timeout if timeout is not None else ctx.latency + 120)
         time.sleep(pause)
         try:
             while time.perf_counter() < deadline:

@@ -112,16 +112,21 @@ def database_backends(db_name: str) -> list[int]:
     return found
 
 
-def proc_threads(pid: int) -> int:
-    """The `Threads:` count of /proc/<pid>/status; 0 when the process is gone."""
+def _proc_field(path: str, name: str) -> int:
+    """The number after `name` in a /proc file of `key: value` lines; 0 when the process is gone."""
     try:
-        with open(f"/proc/{pid}/status") as handle:
+        with open(path) as handle:
             for line in handle:
-                if line.startswith("Threads:"):
+                if line.startswith(name):
                     return int(line.split()[1])
     except OSError:
         pass
     return 0
+
+
+def proc_threads(pid: int) -> int:
+    """The `Threads:` count of /proc/<pid>/status; 0 when the process is gone."""
+    return _proc_field(f"/proc/{pid}/status", "Threads:")
 
 
 def _socket_inodes(pid: int) -> set[str]:
@@ -194,14 +199,7 @@ def postgres_client_backends() -> int:
 
 
 def proc_pss_kb(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as handle:
-            for line in handle:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+    return _proc_field(f"/proc/{pid}/smaps_rollup", "Pss:")
 
 
 @dataclass
