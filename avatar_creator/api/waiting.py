@@ -57,9 +57,8 @@ class WaitingRoutes:
 
     async def __call__(self, scope, receive, send):
         route = self._route(scope) if scope["type"] == "http" else None
-        if route is None:
-            app = self.blocking if scope["type"] == "http" and _is_legacy_wait(scope) else self.app
-            await app(scope, _as_coroutine(receive), send)
+        if route is None or route is self.blocking:
+            await (route or self.app)(scope, _as_coroutine(receive), send)
             return
         received = await _read_body(receive, limit=settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
         if received.too_large:
@@ -87,8 +86,11 @@ class WaitingRoutes:
         wait = views.preferred_wait(prefer)
         if preview and not preview["events"] and wait is not None and method in ("GET", "HEAD"):
             return partial(self._preview_wait, wait=wait, preview_id=preview["pk"])
-        if method == "POST" and _GENERATE.fullmatch(path) and not views.wants_async(prefer):
-            return self._generate
+        if method == "POST" and not views.wants_async(prefer):
+            if _GENERATE.fullmatch(path):
+                return self._generate
+            if _LEGACY_GENERATE.fullmatch(path):
+                return self.blocking  # served by Django as it is, on threads of its own
         return None
 
     async def _call(self, scope, body: bytes = b"") -> "_Answer":
@@ -266,14 +268,6 @@ async def _read_body(receive, *, limit: int | None) -> _Received:
 async def _disconnected(receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
-
-
-def _is_legacy_wait(scope) -> bool:
-    return (
-        scope["method"] == "POST"
-        and _LEGACY_GENERATE.fullmatch(_path(scope)) is not None
-        and not views.wants_async(_header(scope["headers"], b"prefer"))
-    )
 
 
 def _status(body: bytes) -> str | None:
