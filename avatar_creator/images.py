@@ -242,8 +242,12 @@ def _with_alpha(img: Image.Image) -> Image.Image:
     return img.convert("L" if img.mode in ("1", "L") else "RGB")
 
 
-def encode_image(img: Image.Image, *, fmt: str = "JPEG", quality: int = 90) -> bytes:
-    """Re-encode without metadata (EXIF, ICC, XMP, text chunks are not copied). JPEG flattens alpha onto white."""
+def encode_image(img: Image.Image, *, fmt: str = "JPEG", quality: int = 90, optimize: bool = False) -> bytes:
+    """Re-encode without metadata (EXIF, ICC, XMP, text chunks are not copied). JPEG flattens alpha onto white.
+
+    `optimize` (JPEG) computes Huffman tables for this image in a second pass: ~3 % smaller, but a 1024 px image takes
+    ~8 ms instead of ~3 ms to write. Stored images, written once on every preview's path, skip it; thumbnails (small,
+    shown in every grid) take it."""
     fmt = fmt.upper()
     if fmt not in ALLOWED_FORMATS:
         raise ValueError(f"cannot encode images as {fmt!r}")
@@ -252,7 +256,7 @@ def encode_image(img: Image.Image, *, fmt: str = "JPEG", quality: int = 90) -> b
         out.info = {}  # Pillow copies some keys (PNG: icc_profile) from info when saving
         buffer = io.BytesIO()
         if fmt == "JPEG":
-            out.save(buffer, format="JPEG", quality=quality, optimize=True)
+            out.save(buffer, format="JPEG", quality=quality, optimize=optimize)
         elif fmt == "WEBP":
             out.save(buffer, format="WEBP", quality=quality)
         else:
@@ -270,21 +274,22 @@ def make_thumbnail(img: Image.Image, *, body_type: str = "half_body", size: int 
     try:
         # Every step below makes a new image, so plain RGB needs no flattened copy of its own (3 MB at 1024 px).
         source = img if img.mode == "RGB" and not img.has_transparency_data else _flatten_rgb(img)
-        # Box-average by a whole factor first while LANCZOS keeps at least 1.5x the output's pixels to filter:
-        # a 1024 px preview resamples from 512 px, about 4x less work, and the 300 px result looks the same.
+        # Box-average by a whole factor first while the filter keeps at least 1.5x the output's pixels: a 1024 px
+        # preview resamples from 512 px, about 4x less work. Bicubic (Pillow's own thumbnail filter) from there looks
+        # the same at 300 px as Lanczos and takes 2/3 of its time.
         factor = min(source.size) * 2 // (size * 3)
         if factor > 1:
             source = source.reduce(factor)
         square = ImageOps.fit(
             source,
             (size, size),
-            method=Image.Resampling.LANCZOS,
+            method=Image.Resampling.BICUBIC,
             centering=_THUMBNAIL_CENTERING[body_type],
         )
     except Exception as exc:
         logger.warning("Could not make a thumbnail: %s: %s", type(exc).__name__, exc)
         raise ImageRejected("The image could not be processed.") from None
-    return encode_image(square, fmt="JPEG", quality=85)
+    return encode_image(square, fmt="JPEG", quality=85, optimize=True)
 
 
 def process_image(raw: bytes, *, body_type: str = "half_body", max_side: int = MAX_SIDE) -> ProcessedImage:
