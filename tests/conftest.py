@@ -8,6 +8,7 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from avatar_creator import services
+from avatar_creator.services import previews
 from tests.fake_image_api import fake_image_api_fixture  # noqa: F401 - fixtures shared by every test module
 from tests.worker import celery_worker_fixture, worker_env_fixture  # noqa: F401
 
@@ -25,6 +26,7 @@ def _clean_state():
     """Each test starts with an empty cache (throttles) and leaves no media behind."""
     cache.clear()
     yield
+    previews.heartbeats_stop()  # its database connection must not outlive the test database
     for root in (settings.MEDIA_ROOT, settings.PRIVATE_MEDIA_ROOT):
         shutil.rmtree(root, ignore_errors=True)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 from django.core.files.storage import storages
+from django.db.backends.signals import connection_created
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -348,13 +349,12 @@ def test_a_running_attempt_beats_its_heartbeat(alice, settings, monkeypatch):
 
 
 def test_an_attempt_does_not_wait_for_a_beat_in_flight(alice, settings, monkeypatch):
-    """A beat is a database connection and an UPDATE on a side thread: the result is stored without waiting for it
-    (with the bench's L = 2 s and the 2 s interval, every preview finished while its first beat was in flight)."""
+    """A beat is an UPDATE on the process's heartbeat thread: the result is stored without waiting for it."""
     settings.AVATAR_HEARTBEAT_INTERVAL = 0.05
     real_update = QuerySet.update
 
     def slow_beat(queryset, **values):
-        if threading.current_thread().name.startswith("heartbeat-"):
+        if threading.current_thread().name == "heartbeat":
             time.sleep(1.5)  # longer than the second a waiting attempt would give it
         return real_update(queryset, **values)
 
@@ -366,9 +366,31 @@ def test_an_attempt_does_not_wait_for_a_beat_in_flight(alice, settings, monkeypa
     assert services.preview_attempt(preview_id=preview.pk).status == "succeeded"
     assert time.monotonic() - started < 1.0
 
-    for thread in threading.enumerate():  # leave no beat behind for the next test
-        if thread.name.startswith("heartbeat-"):
-            thread.join(timeout=5)
+
+def test_one_thread_and_one_connection_beat_every_attempt_of_a_process(alice, settings, monkeypatch):
+    """Attempts one after another (a Celery pool process) share the heartbeat thread and its database connection."""
+    settings.AVATAR_HEARTBEAT_INTERVAL = 0.05
+    monkeypatch.setattr(generators, "get_generator", _generating_for(0.3))
+    project = make_project(alice)
+    connected = []
+    record = lambda sender, connection, **kwargs: connected.append(threading.current_thread().name)  # noqa: E731
+    connection_created.connect(record)
+    try:
+        beats = []
+        for _ in range(3):
+            preview = make_preview(alice, project)
+            assert services.preview_attempt(preview_id=preview.pk).status == "succeeded"
+            preview.refresh_from_db()
+            beats.append(preview.heartbeat_at - preview.started_at)
+            beaters = [thread for thread in threading.enumerate() if thread.name == "heartbeat"]
+            assert len(beaters) == 1
+    finally:
+        connection_created.disconnect(record)
+    assert all(beat >= timedelta(seconds=0.1) for beat in beats)
+    assert connected.count("heartbeat") == 1
+
+    previews_service.heartbeats_stop()
+    assert not [thread for thread in threading.enumerate() if thread.name == "heartbeat"]
 
 
 # Storage failing while saving

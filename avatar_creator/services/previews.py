@@ -14,9 +14,11 @@ or written again once finished.
 
 import logging
 import math
+import os
 import random
 import secrets
 import threading
+import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -375,29 +377,83 @@ def _heartbeat_stale(preview: Preview, *, now) -> bool:
     return preview.heartbeat_at is None or preview.heartbeat_at < stale_before
 
 
-@contextmanager
-def _heartbeat(preview_id):
-    """While an attempt runs, beat `heartbeat_at` every AVATAR_HEARTBEAT_INTERVAL seconds from a side thread, so
-    that the reaper can tell a dead worker (no beat) from a slow generation. Not a change of state: no event."""
-    stop = threading.Event()
+class _Beats:
+    """The running attempts of this process, and the one thread that beats `heartbeat_at` for all of them every
+    AVATAR_HEARTBEAT_INTERVAL seconds (one UPDATE), so that the reaper can tell a dead worker (no beat) from a slow
+    generation. Not a change of state: no event.
 
-    def beat():
+    One thread and one database connection per process, kept while attempts keep coming (a thread and a new
+    connection per attempt cost ~5 ms of CPU each time, and with a generation as long as the interval every beat
+    fell on the image work). The thread ends, closing its connection, after IDLE_EXIT seconds without an attempt,
+    and starts again with the next; an attempt never waits for a beat."""
+
+    IDLE_EXIT = 60.0
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._running: dict = {}  # preview id -> attempts of it running in this process
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()  # the current thread's own: a thread told to stop never runs again
+
+    @contextmanager
+    def beating(self, preview_id):
+        with self._lock:
+            self._running[preview_id] = self._running.get(preview_id, 0) + 1
+            if self._thread is None or not self._thread.is_alive():  # not alive either in a forked child
+                self._stop = threading.Event()
+                self._thread = threading.Thread(target=self._run, args=(self._stop,), name="heartbeat", daemon=True)
+                self._thread.start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                if self._running.get(preview_id, 0) > 1:
+                    self._running[preview_id] -= 1
+                else:
+                    self._running.pop(preview_id, None)
+
+    def _run(self, stop: threading.Event) -> None:
+        me = threading.current_thread()
+        last_busy = time.monotonic()
         try:
             while not stop.wait(settings.AVATAR_HEARTBEAT_INTERVAL):
-                Preview.objects.filter(pk=preview_id, status=PreviewStatus.RUNNING).update(heartbeat_at=timezone.now())
-        except Exception as exc:  # a missed beat only makes the reaper look sooner; never fail the attempt for it
-            logger.warning("heartbeat of preview %s failed: %s", preview_id, exc)
+                with self._lock:
+                    running = list(self._running)
+                    if not running and time.monotonic() - last_busy >= self.IDLE_EXIT:
+                        if self._thread is me:
+                            self._thread = None
+                        return
+                if not running:
+                    continue
+                last_busy = time.monotonic()
+                try:
+                    Preview.objects.filter(pk__in=running, status=PreviewStatus.RUNNING).update(
+                        heartbeat_at=timezone.now()
+                    )
+                except Exception as exc:  # a missed beat only makes the reaper look sooner; never fail an attempt
+                    logger.warning("heartbeat of previews %s failed: %s", running, exc)
+                    connection.close()  # the next beat connects afresh
         finally:
             connection.close()
 
-    thread = threading.Thread(target=beat, name=f"heartbeat-{preview_id}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        # Not joined: a beat in flight (a new database connection and an UPDATE, ~5 ms) ends on its own and would
-        # otherwise hold up the result; it only ever touches a row still `running`, so a late one changes nothing.
-        stop.set()
+    def stop(self) -> None:
+        """End the thread now (tests; a process about to exit needs nothing: the thread is a daemon)."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+            self._stop.set()
+        if thread is not None and thread.is_alive():
+            thread.join()
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()  # a lock held by another thread at fork time would never be released here
+        self._running.clear()
+        self._thread = None
+
+
+_beats = _Beats()
+os.register_at_fork(after_in_child=_beats._after_fork)
+_heartbeat = _beats.beating
+heartbeats_stop = _beats.stop
 
 
 def previews_requeue_stale() -> int:
