@@ -111,21 +111,25 @@
     }
   }
 
+  // Whether the dialog is open as far as this script knows. The browser closes it at once (Esc) but fires "close"
+  // only at its next frame; a response handled in between must already find the dialog closed (closedNow).
+  var shown = false;
+
   function openModal() {
     if (!dialog.open) {
       rememberOpener();
       dialog.showModal();
+      shown = true;
     }
     focusStep();
   }
 
-  function closeModal() {
-    if (dialog.open) {
-      dialog.close();
+  // The close, handled once, as soon as it is seen: from closeModal, the "close" event, or a swap that comes first.
+  function closedNow() {
+    if (!shown || dialog.open) {
+      return;
     }
-  }
-
-  dialog.addEventListener("close", function () {
+    shown = false;
     epoch += 1;
     var url = discardUrlIn(content);
     if (url) {
@@ -134,7 +138,16 @@
     content.innerHTML = "";
     // After the browser's own return of focus to the opener (to <body> when the opener is gone).
     window.setTimeout(restoreFocus, 0);
-  });
+  }
+
+  function closeModal() {
+    if (dialog.open) {
+      dialog.close();
+    }
+    closedNow();
+  }
+
+  dialog.addEventListener("close", closedNow);
 
   document.addEventListener("click", function (event) {
     if (event.target.closest("[data-close-modal]")) {
@@ -212,6 +225,7 @@
   });
 
   document.body.addEventListener("htmx:beforeSwap", function (event) {
+    closedNow();
     var xhr = event.detail.xhr;
     if (xhr.modalEpoch === undefined || xhr.modalEpoch === epoch) {
       return;
@@ -225,12 +239,14 @@
       postInBackground(url);
     }
     // Only the out-of-band parts are swapped in: the step itself (and its preview image, discarded by now) never
-    // reaches the page, so nothing asks for an image that is gone.
+    // reaches the page, so nothing asks for an image that is gone, and the dialog (by now maybe a newer one, open
+    // on another step) is left as it is.
     event.detail.serverResponse = Array.prototype.map
       .call(response.body.querySelectorAll(":scope > [hx-swap-oob]"), function (element) {
         return element.outerHTML;
       })
       .join("");
+    event.detail.swapOverride = "none";
   });
 
   document.body.addEventListener("htmx:afterSwap", function (event) {
@@ -238,7 +254,6 @@
       return;
     }
     if (event.detail.xhr && event.detail.xhr.staleModal) {
-      content.innerHTML = "";
       return;
     }
     if (content.children.length === 0) {
