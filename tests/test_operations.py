@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 from django.core.checks import run_checks
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
 from avatar_creator import selectors
 from avatar_creator.checks import redacted
-from avatar_creator.models import Preview, PreviewStatus
+from avatar_creator.models import Preview, PreviewStatus, Project
 from lumiku.settings.seed_env import database_config, redis_url
 from tests.factories import make_preview, make_project
 
@@ -74,6 +75,26 @@ def test_seed_env_prisma_pool_options_are_dropped():
     assert config["OPTIONS"] == {"options": "-c search_path=tenant", "sslmode": "require"}
 
 
+def test_seed_env_pgbouncer_turns_prepared_statements_off():
+    config = database_config("postgresql://u:p@db:6432/app?schema=public&pgbouncer=true")
+    assert config["OPTIONS"] == {
+        "options": "-c search_path=public", "server_side_binding": False, "prepare_threshold": None,
+    }  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_postgresql_prepares_a_query_that_keeps_coming_back():
+    """The hot reads' statements are parsed and planned once per connection (lumiku/settings/base.py)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's")
+    for _ in range(6):
+        list(Project.objects.filter(name="prepared-probe").values_list("pk", flat=True))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        statements = [row[0] for row in cursor.fetchall()]
+    assert any("prepared-probe" not in text and '"name" = $1' in text for text in statements), statements
+
+
 def test_seed_env_redis_host_and_port_build_the_url():
     assert redis_url({"REDIS_HOST": "localhost", "REDIS_PORT": "6379"}) == "redis://localhost:6379/0"
 
@@ -106,7 +127,7 @@ def test_seed_env_file_configures_the_app_unchanged(tmp_path):
             "USER": "lumiku",
             "HOST": "localhost",
             "PORT": 5432,
-            "OPTIONS": {"options": "-c search_path=public"},
+            "OPTIONS": {"options": "-c search_path=public", "server_side_binding": True, "prepare_threshold": 5},
         },
         "redis": "redis://localhost:6379/0",
         "broker": "redis://localhost:6379/0",
@@ -134,7 +155,7 @@ def test_seed_env_redis_host_satisfies_production():
         "redis://redis:6380/0",
         False,
     )
-    assert report["db"]["OPTIONS"] == {"options": "-c search_path=public"}
+    assert report["db"]["OPTIONS"]["options"] == "-c search_path=public"
 
 
 @pytest.mark.skipif(not REQUIRED, reason="needs PostgreSQL")

@@ -95,6 +95,16 @@ DATABASES = {
 }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+if DATABASES["default"].get("ENGINE") == "django.db.backends.postgresql" and env.bool(
+    "DB_PREPARED_STATEMENTS", default=True
+):
+    # Parameters bound by PostgreSQL, and a statement prepared once it has run 5 times on a connection: the hot
+    # routes' queries are parsed and planned once per connection instead of on every call (the status read's
+    # PostgreSQL CPU 0.46 -> 0.14 ms; bench/README.md). DB_PREPARED_STATEMENTS=false behind a pooler in transaction
+    # mode (PgBouncer before 1.21), which cannot keep a statement prepared on one server connection for the next
+    # transaction; the seed's `?pgbouncer=true` URL turns it off too (seed_env.py).
+    for option, value in {"server_side_binding": True, "prepare_threshold": 5}.items():
+        DATABASES["default"]["OPTIONS"].setdefault(option, value)
 if DATABASES["default"].get("ENGINE") == "django.db.backends.sqlite3":
     # The embedded default writes from several threads (requests and the background pool). SQLite's deferred
     # transactions fail at once with "database is locked" when two upgrade to writing; IMMEDIATE ones wait their turn.

@@ -20,8 +20,12 @@ def database_config(url: str) -> dict:
     config = environ.Env.db_url_config(url)
     options = config.get("OPTIONS", {})
     schema = options.pop("schema", None)
+    behind_pgbouncer = str(options.get("pgbouncer", "")).lower() in ("true", "1")
     for name in PRISMA_ONLY_OPTIONS:
         options.pop(name, None)
+    if behind_pgbouncer and config["ENGINE"] == "django.db.backends.postgresql":
+        # Prisma's pgbouncer flag means a pooler in transaction mode: no statement may stay prepared.
+        options.update(server_side_binding=False, prepare_threshold=None)
     if schema and config["ENGINE"] == "django.db.backends.postgresql":
         options["options"] = f"-c search_path={schema}"
     config["OPTIONS"] = options
