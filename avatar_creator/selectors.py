@@ -58,6 +58,27 @@ def project_get_for_user(*, user, project_id) -> Project:
         raise NotFound("Project not found.") from None
 
 
+# The avatar list's owner check, its SQL compiled once (prepared.py): the project itself, without the avatar count
+# that project_get_for_user's answers carry (a join and a GROUP BY the list does not need).
+_PROJECT_OF_OWNER = PreparedRead(
+    Project,
+    lambda pk, owner: Project.objects.filter(pk=pk, owner_id=owner),
+    pk=Project._meta.pk,
+    owner=Project._meta.get_field("owner"),
+)
+
+
+def project_owned_by(*, user, project_id) -> Project:
+    """The user's project of this id, without its avatar count; NotFound as project_get_for_user."""
+    try:
+        found = _PROJECT_OF_OWNER.get(pk=project_id, owner=user.pk)
+    except (ValueError, ValidationError):
+        found = None
+    if found is None:
+        raise NotFound("Project not found.")
+    return found[0]
+
+
 def avatar_list_for_project(*, project: Project) -> QuerySet[Avatar]:
     return project.avatars.order_by("-created_at")
 
