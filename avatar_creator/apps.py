@@ -7,5 +7,5 @@ class AvatarCreatorConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        # Registers the start-up checks and the embedded default's request-path purge.
-        from avatar_creator import checks, housekeeping  # noqa: F401
+        # Registers the start-up checks, the embedded default's request-path purge and the kept answers' invalidation.
+        from avatar_creator import answers, checks, housekeeping  # noqa: F401

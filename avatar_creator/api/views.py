@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.http import FileResponse
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import CharField, IntegerField
 from rest_framework.views import APIView
 
-from avatar_creator import events, files, selectors, services, webhooks
+from avatar_creator import answers, events, files, selectors, services, webhooks
 from avatar_creator.api import serializers as s
 from avatar_creator.api.authentication import is_api_token
 from avatar_creator.api.parsers import BoundedMultiPartParser
@@ -191,11 +191,15 @@ class ProjectViewSet(viewsets.ViewSet):
     @extend_schema(responses={200: envelope("AvatarListResponse", avatars=s.AvatarOutput(many=True))})
     @action(detail=True, methods=["get"], url_path="avatars")
     def avatars(self, request, pk=None):
-        project = self._project(request, pk)
-        avatars = selectors.avatar_list_for_project(project=project)
-        return Response(
-            {"success": True, "avatars": s.AvatarOutput(avatars, many=True, context={"request": request}).data}
-        )
+        def build():
+            project = selectors.project_owned_by(user=request.user, project_id=pk)
+            avatars = selectors.avatar_list_for_project(project=project)
+            return s.AvatarOutput(avatars, many=True, context={"request": request}).data
+
+        # Kept whole between changes of the project's avatars (answers.py); the links are absolute, hence the origin.
+        origin = request.build_absolute_uri(get_script_prefix())
+        avatars = answers.avatar_list(project_id=pk, owner_id=request.user.pk, origin=origin, build=build)
+        return Response({"success": True, "avatars": avatars})
 
     @extend_schema(
         request=s.GeneratePreviewInput,
