@@ -202,7 +202,7 @@ class ApiTokenAdmin(_RevokeOnlyAdmin):
     search_fields = ["user__username", "name"]
     list_filter = ["created"]
 
-    # Through the service, which also drops the revoked tokens from the token cache.
+    # Through the service, as every revocation.
     def delete_model(self, request, obj):
         services.token_revoke(token=obj)
 

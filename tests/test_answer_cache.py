@@ -38,7 +38,7 @@ def names(client, project_id) -> list[str]:
 def test_a_kept_list_is_served_without_reading_the_project_or_its_avatars(alice_api, project,
                                                                           django_assert_num_queries):  # fmt: skip
     first = alice_api.get(f"/api/avatar-creator/projects/{project.pk}/avatars").json()
-    with django_assert_num_queries(1):  # the token's user (the token itself is cached too)
+    with django_assert_num_queries(1):  # the token with its user
         again = alice_api.get(f"/api/avatar-creator/projects/{project.pk}/avatars").json()
     assert again == first
 

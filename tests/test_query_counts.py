@@ -146,11 +146,11 @@ def test_avatar_output_written_out_equals_the_field_walk(alice, project):
 
 
 # Pinned: change a number only together with the change that moves it, and say so in bench/README.md.
-# The token cache (issue 13) took the API routes' authentication from knox's two queries to one (the user's row).
+# The token lookup (issue 13): knox's two queries and the user's row became one query (the token with its user).
 QUERIES = {
     "preview_saved": 2,
     "preview_queued": 3,
-    # The answer kept whole between changes (answers.py): the token's user only; built again: + project, avatars.
+    # The answer kept whole between changes (answers.py): the token with its user only; built again: + project, avatars.
     "avatar_list": 1,
     "avatar_list_built": 3,
     "project_list": 2,

@@ -8,7 +8,7 @@ from rest_framework.authentication import TokenAuthentication as LegacyTokenAuth
 from rest_framework.authtoken.models import Token
 
 from avatar_creator.models import ApiToken
-from avatar_creator.services.accounts import TOKEN_REVOKED, token_cache_add, token_cached, token_touch, user_active
+from avatar_creator.services.accounts import token_lookup, token_touch
 
 
 class BearerTokenAuthentication(KnoxTokenAuthentication):
@@ -18,8 +18,9 @@ class BearerTokenAuthentication(KnoxTokenAuthentication):
     key that is not a knox token may be one of the first version (DRF's authtoken, same shape), which keeps
     working until it is revoked.
 
-    A knox token found once is cached by its digest (services/accounts.py `token_cached`): later requests read
-    the cache and the user's row only, not knox's two queries. Revoking a token removes it from the cache at once.
+    A known token is found with its active user in one query by its digest (services/accounts.py `token_lookup`);
+    anything else goes through knox's own lookup, which refuses it (and deletes an expired token), then the first
+    version's.
     """
 
     def authenticate_credentials(self, token):
@@ -28,15 +29,10 @@ class BearerTokenAuthentication(KnoxTokenAuthentication):
         # (a 500), and there is no point in looking up what cannot be a key.
         if not _PLAUSIBLE_KEY.fullmatch(key):
             raise exceptions.AuthenticationFailed("Invalid token.")
-        cached = token_cached(digest=hash_token(key))
-        if cached == TOKEN_REVOKED:
-            raise exceptions.AuthenticationFailed("Invalid token.")
-        if cached is not None:
-            user = user_active(user_id=cached.user_id)
-            if user is None:
-                raise exceptions.AuthenticationFailed("User inactive or deleted.")
-            cached.user = user
-            return user, cached
+        found = token_lookup(digest=hash_token(key))
+        if found is not None:
+            token_touch(token=found)
+            return found.user, found
         try:
             user, auth_token = super().authenticate_credentials(key.encode())
         except exceptions.AuthenticationFailed:
@@ -44,7 +40,6 @@ class BearerTokenAuthentication(KnoxTokenAuthentication):
                 raise
             return LegacyTokenAuthentication().authenticate_credentials(key)
         token_touch(token=auth_token)
-        token_cache_add(token=auth_token)
         return user, auth_token
 
 

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import get_user_model, password_validation
-from django.core.cache import cache
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 from rest_framework.authtoken.models import Token as LegacyToken
 
@@ -99,10 +99,7 @@ def token_touch(*, token: ApiToken) -> None:
 
 def token_revoke(*, token) -> None:
     """Revoke one token: a knox ApiToken or a token of the first version."""
-    digest = token.pk  # delete() clears it
     token.delete()
-    if isinstance(token, ApiToken):
-        _tokens_forget([digest])
 
 
 def token_revoke_for_user(*, user, token_id: str) -> bool:
@@ -125,73 +122,33 @@ def tokens_revoke(*, tokens) -> int:
     """Revoke the knox tokens of a queryset (the admin's delete goes through here too). Returns how many."""
     digests = list(tokens.values_list("pk", flat=True))
     deleted, _ = ApiToken.objects.filter(pk__in=digests).delete()
-    _tokens_forget(digests)
     return deleted
 
 
-# Token lookups are cached (api/authentication.py): the knox lookup is two queries and a hash per request. An
-# entry lives until the token's last use is due to be written again (so that write still happens, once a minute),
-# never past the token's expiry. Revoking replaces the entry with a tombstone that outlives any entry, and entries
-# are only ever added, never overwritten: a lookup that read the row just before a revocation cannot bring the
-# token back. The user is not cached: it is read on every request, so deactivating or deleting it takes effect
-# at once.
-TOKEN_REVOKED = "revoked"  # noqa: S105 - a marker, not a secret
-_TOKEN_TOMBSTONE_SECONDS = 2 * _LAST_USE_PRECISION
+# A known token and its active user in one query (api/authentication.py): knox's own lookup is two queries (the
+# tokens of the key's prefix, every token of the user) and the user's row; this is one round trip, its SQL compiled
+# once (prepared.py) and, on PostgreSQL, a prepared statement. Nothing is cached, so a revoked token (its row gone)
+# or a deactivated or deleted user (however it was changed) is refused on the next request.
 _TOKEN_FIELDS = [field.attname for field in ApiToken._meta.concrete_fields]
+_TOKEN_COLUMNS = {f"token_{name}": F(f"auth_token_set__{name}") for name in _TOKEN_FIELDS}
+_TOKEN_OF_ACTIVE_USER = PreparedRead(
+    User,
+    lambda digest: User._default_manager.filter(auth_token_set__digest=digest, is_active=True).annotate(
+        **_TOKEN_COLUMNS
+    ),
+    digest=ApiToken._meta.pk,
+)
 
 
-def _token_cache_key(digest: str) -> str:
-    return f"lumiku:token:{digest}"
-
-
-def token_cached(*, digest: str) -> ApiToken | str | None:
-    """The token of this digest as its last lookup cached it (without its user), TOKEN_REVOKED when it was revoked
-    recently, None when the cache does not know it (or cannot be reached)."""
-    if not settings.AVATAR_TOKEN_CACHE:
+def token_lookup(*, digest: str) -> ApiToken | None:
+    """The unexpired token of this digest, with its active user as `token.user`; None for anything else (unknown,
+    expired, a user deactivated or deleted: knox's own lookup then refuses it and deletes an expired token)."""
+    found = _TOKEN_OF_ACTIVE_USER.get(digest=digest)
+    if found is None:
         return None
-    try:
-        entry = cache.get(_token_cache_key(digest))
-    except Exception:  # the cache is an optimisation: without it the lookup goes to the database
-        logger.warning("token cache unavailable", exc_info=True)
-        return None
-    if entry is None or entry == TOKEN_REVOKED:
-        return entry
-    token = ApiToken.from_db("default", _TOKEN_FIELDS, entry)
+    user, columns = found
+    token = ApiToken.from_db(user._state.db, _TOKEN_FIELDS, [columns[f"token_{name}"] for name in _TOKEN_FIELDS])
     if token.expiry is not None and token.expiry <= timezone.now():
         return None
+    token.user = user
     return token
-
-
-# The user of a cached token is read on every request (see above): that read's SQL is compiled once (prepared.py).
-_ACTIVE_USER = PreparedRead(User, lambda pk: User._default_manager.filter(pk=pk, is_active=True), pk=User._meta.pk)
-
-
-def user_active(*, user_id):
-    """The active user of this id, or None (deactivated or deleted)."""
-    found = _ACTIVE_USER.get(pk=user_id)
-    return found[0] if found else None
-
-
-def token_cache_add(*, token: ApiToken) -> None:
-    """Cache a token that was just looked up in the database and touched (see token_touch)."""
-    if not settings.AVATAR_TOKEN_CACHE or token.last_used_at is None:
-        return
-    now = timezone.now()
-    seconds = _LAST_USE_PRECISION - (now - token.last_used_at).total_seconds()
-    if token.expiry is not None:
-        seconds = min(seconds, (token.expiry - now).total_seconds())
-    if seconds >= 1:
-        try:
-            cache.add(_token_cache_key(token.pk), [getattr(token, name) for name in _TOKEN_FIELDS], int(seconds))
-        except Exception:
-            logger.warning("token cache unavailable", exc_info=True)
-
-
-def _tokens_forget(digests: list[str]) -> None:
-    if not digests or not settings.AVATAR_TOKEN_CACHE:
-        return
-    try:
-        cache.set_many({_token_cache_key(d): TOKEN_REVOKED for d in digests}, _TOKEN_TOMBSTONE_SECONDS)
-    except Exception:
-        # The rows are gone; a cached entry could outlive them by at most a minute, and only with the cache down.
-        logger.error("token cache unavailable: revoked tokens may work until their entries expire", exc_info=True)

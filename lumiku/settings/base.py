@@ -234,8 +234,6 @@ KNOX_TOKEN_MODEL = "avatar_creator.ApiToken"  # noqa: S105 - a model name, not a
 # Knox's own migrations would create its unused AuthToken table (the model is swapped for ApiToken above).
 MIGRATION_MODULES = {"knox": None}
 AVATAR_TOKEN_TTL = env.int("AVATAR_TOKEN_TTL", default=30 * 24 * 3600)
-# Token lookups go through the cache (avatar_creator/services/accounts.py: revoking takes effect at once).
-AVATAR_TOKEN_CACHE = env.bool("AVATAR_TOKEN_CACHE", default=True)
 REST_KNOX = {
     "TOKEN_TTL": timedelta(seconds=AVATAR_TOKEN_TTL),
     "AUTH_HEADER_PREFIX": "Bearer",

@@ -1,0 +1,102 @@
+"""The token lookup (issue 13): a known token and its active user in one query, and every way of revoking a token, or
+of ending its user's access, refused on the next request (nothing is cached)."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from avatar_creator import services
+from avatar_creator.models import ApiToken
+from avatar_creator.services.accounts import token_lookup
+from tests.test_tokens import bearer, me
+
+pytestmark = pytest.mark.django_db
+
+
+def used_token_of(user) -> ApiToken:
+    """The user's only token, after one request (its first use writes `last_used_at`)."""
+    assert me(user.token) == 200
+    return ApiToken.objects.get(user=user)
+
+
+def test_a_known_token_and_its_user_are_one_query(alice, django_assert_num_queries):
+    used_token_of(alice)
+    with django_assert_num_queries(2) as queries:  # the token with its user, and the credit balance of /me
+        response = bearer(alice.token).get("/api/auth/me")
+    assert response.json()["user"]["username"] == "alice"
+    assert '"auth_user"' in queries.captured_queries[0]["sql"]
+    assert "avatar_creator_apitoken" in queries.captured_queries[0]["sql"]
+
+
+def test_the_lookup_gives_the_token_with_its_user(alice):
+    token = used_token_of(alice)
+    found = token_lookup(digest=token.pk)
+    assert (found.pk, found.user_id, found.user.username, found.name) == (token.pk, alice.pk, "alice", token.name)
+    assert (found.created, found.expiry, found.last_used_at) == (token.created, token.expiry, token.last_used_at)
+
+
+def test_token_lookup_logout_refuses_the_token_at_once(alice):
+    used_token_of(alice)
+    assert bearer(alice.token).post("/api/auth/logout").status_code == 200
+    assert me(alice.token) == 401
+
+
+def test_token_lookup_logout_all_refuses_every_token_at_once(anon, alice):
+    credentials = {"username": "alice", "password": "correct-horse-battery-9"}
+    other = anon.post("/api/auth/token", credentials, format="json").json()["token"]
+    assert [me(alice.token), me(other)] == [200, 200]
+    assert bearer(other).post("/api/auth/logout-all").status_code == 200
+    assert [me(alice.token), me(other)] == [401, 401]
+
+
+def test_token_lookup_revoke_by_id_refuses_the_token_at_once(alice):
+    token = used_token_of(alice)
+    assert services.token_revoke_for_user(user=alice, token_id=token.pk) is True
+    assert me(alice.token) == 401
+
+
+def test_token_lookup_admin_delete_refuses_the_token_at_once(alice, admin_client):
+    token = used_token_of(alice)
+    response = admin_client.post(f"/admin/avatar_creator/apitoken/{token.pk}/delete/", {"post": "yes"})
+    assert (response.status_code, ApiToken.objects.filter(pk=token.pk).exists()) == (302, False)
+    assert me(alice.token) == 401
+
+
+def test_token_lookup_password_change_refuses_the_token_at_once(alice):
+    used_token_of(alice)
+    user = get_user_model().objects.get(pk=alice.pk)
+    user.set_password("another-horse-battery-7")
+    user.save()
+    assert me(alice.token) == 401
+
+
+def test_token_lookup_deactivated_user_is_refused_at_once(alice):
+    used_token_of(alice)
+    get_user_model().objects.filter(pk=alice.pk).update(is_active=False)
+    assert me(alice.token) == 401
+
+
+def test_token_lookup_deleted_user_is_refused_at_once(alice):
+    used_token_of(alice)
+    get_user_model().objects.filter(pk=alice.pk).delete()
+    assert me(alice.token) == 401
+
+
+def test_token_lookup_expired_token_is_refused_and_deleted(alice):
+    token = used_token_of(alice)
+    ApiToken.objects.filter(pk=token.pk).update(expiry=timezone.now() - timedelta(seconds=1))
+    assert token_lookup(digest=token.pk) is None
+    assert me(alice.token) == 401
+    assert not ApiToken.objects.filter(pk=token.pk).exists()  # knox's own lookup deletes it
+
+
+def test_token_lookup_writes_the_last_use_at_most_once_a_minute(alice, django_assert_num_queries):
+    token = used_token_of(alice)
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now() - timedelta(seconds=61))
+    with django_assert_num_queries(3):  # the lookup, the last use written, the balance
+        assert me(alice.token) == 200
+    with django_assert_num_queries(2):
+        assert me(alice.token) == 200
+    assert timezone.now() - ApiToken.objects.get(pk=token.pk).last_used_at < timedelta(seconds=5)
