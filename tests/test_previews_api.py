@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.files.storage import default_storage
+from django.urls import set_script_prefix
 from django.utils import timezone
 from PIL import Image
 
@@ -41,6 +42,19 @@ def generate(api, project, *, asynchronous=False, **fields):
 def wait_finished(api, preview_id) -> dict:
     """The embedded default generates in the background: hold (Prefer: wait) until the preview is finished."""
     return api.get(f"/api/avatar-creator/previews/{preview_id}", HTTP_PREFER="wait=30").json()["preview"]
+
+
+def test_preview_links_follow_the_script_prefix(alice_api, project):
+    preview_id = generate(alice_api, project).json()["preview"]["id"]
+    path = f"/api/avatar-creator/previews/{preview_id}"
+    set_script_prefix("/avatars/")  # what the WSGI handler sets from SCRIPT_NAME (the test client does not)
+    try:
+        mounted = alice_api.get(path).json()["preview"]
+    finally:
+        set_script_prefix("/")
+    plain = alice_api.get(path).json()["preview"]
+    assert mounted["thumbnailUrl"] == f"http://testserver/avatars{path}/thumbnail"
+    assert plain["thumbnailUrl"] == f"http://testserver{path}/thumbnail"
 
 
 def test_generate_preview_waits_and_answers_the_image(alice_api, project):

@@ -3,6 +3,7 @@
 import base64
 
 from django.conf import settings
+from django.urls import get_script_prefix, reverse
 from rest_framework import serializers
 
 from avatar_creator import files, selectors
@@ -54,6 +55,21 @@ def absolute_url(request, url: str | None) -> str | None:
     if request is None:
         return f"{settings.AVATAR_PUBLIC_URL}{url}" if settings.AVATAR_PUBLIC_URL and url.startswith("/") else url
     return request.build_absolute_uri(url)
+
+
+_PATH_STAND_IN = "5e171e11-0000-4000-8000-00000000c0de"
+_preview_paths: dict[tuple[str, str], tuple[str, str]] = {}
+
+
+def _preview_path(kind: str, pk) -> str:
+    """reverse("api:preview-<kind>", pk=pk), with the route reversed once per script prefix (the status poll names
+    two such links on every call)."""
+    key = (kind, get_script_prefix())
+    parts = _preview_paths.get(key)
+    if parts is None:
+        before, _, after = reverse(f"api:preview-{kind}", kwargs={"pk": _PATH_STAND_IN}).partition(_PATH_STAND_IN)
+        parts = _preview_paths[key] = (before, after)
+    return f"{parts[0]}{pk}{parts[1]}"
 
 
 # Persona fields
@@ -374,12 +390,9 @@ class PreviewOutput(serializers.ModelSerializer):
         return selectors.preview_eta_seconds(preview=preview)
 
     def _url(self, preview, kind: str) -> str | None:
-        from django.urls import reverse
-
         if preview.status != "succeeded" or not preview.image:
             return None
-        path = reverse(f"api:preview-{kind}", kwargs={"pk": preview.pk})
-        return absolute_url(self.context.get("request"), path)
+        return absolute_url(self.context.get("request"), _preview_path(kind, preview.pk))
 
     def get_imageUrl(self, preview) -> str | None:
         return self._url(preview, "image")
