@@ -384,7 +384,7 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE",
-        help="an extra environment variable for the app's processes (an A/B run, e.g. AVATAR_TOKEN_CACHE=false)",
+        help="an extra environment variable for the app's processes (an A/B run, e.g. DB_PREPARED_STATEMENTS=false)",
     )  # fmt: skip
     parser.add_argument("--render", metavar="JSON", help="print the table of a results file again, run nothing")
     parser.add_argument("--keep-logs", action="store_true", help="keep the server logs (their path is printed)")
