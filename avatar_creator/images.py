@@ -202,10 +202,10 @@ def load_image(raw: bytes, *, max_bytes: int = MAX_IMAGE_BYTES, max_side: int = 
         logger.info("Rejected an undecodable %s image: %s: %s", fmt, type(exc).__name__, exc)
         raise ImageRejected(f"The image is damaged or incomplete; upload a valid {_ALLOWED_NAMES} image.") from None
     try:
-        return ImageOps.exif_transpose(img)  # always a new, detached image (a copy when already upright)
+        ImageOps.exif_transpose(img, in_place=True)  # upright; an image that already is stays as decoded (no copy)
     except Exception:  # malformed EXIF on otherwise good pixels: keep the image as stored
         logger.info("Ignored unreadable EXIF orientation on a %s image.", fmt)
-        return img
+    return img
 
 
 def _has_visible_alpha(img: Image.Image) -> bool:
@@ -252,12 +252,17 @@ def encode_image(img: Image.Image, *, fmt: str = "JPEG", quality: int = 90, opti
     if fmt not in ALLOWED_FORMATS:
         raise ValueError(f"cannot encode images as {fmt!r}")
     try:
-        out = _flatten_rgb(img) if fmt == "JPEG" else _with_alpha(img)
-        out.info = {}  # Pillow copies some keys (PNG: icc_profile) from info when saving
         buffer = io.BytesIO()
         if fmt == "JPEG":
-            out.save(buffer, format="JPEG", quality=quality, optimize=optimize)
-        elif fmt == "WEBP":
+            # Plain RGB is written as it is, not copied (3 MB at 1024 px): Pillow's JPEG writer takes metadata from
+            # the save arguments only, but for the comment, which is blanked here. Anything else is flattened first.
+            plain = img.mode == "RGB" and not img.has_transparency_data and not getattr(img, "encoderinfo", None)
+            out = img if plain else _flatten_rgb(img)
+            out.save(buffer, format="JPEG", quality=quality, optimize=optimize, comment=b"")
+            return buffer.getvalue()
+        out = _with_alpha(img)
+        out.info = {}  # Pillow copies some keys (PNG: icc_profile) from info when saving
+        if fmt == "WEBP":
             out.save(buffer, format="WEBP", quality=quality)
         else:
             out.save(buffer, format="PNG")

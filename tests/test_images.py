@@ -383,13 +383,15 @@ def test_encode_image_strips_exif_and_icc():
     exif = Image.Exif()
     exif[0x010F] = "SpyCam Inc."  # Make
     exif[0x8825] = {2: (1.0, 2.0, 3.0)}  # GPS info
-    source = _open(_encode(_photo((64, 48)), "JPEG", exif=exif.tobytes(), icc_profile=icc))
-    assert "exif" in source.info and "icc_profile" in source.info  # the fixture really carries metadata
+    source = _open(_encode(_photo((64, 48)), "JPEG", exif=exif.tobytes(), icc_profile=icc, comment=b"<script>"))
+    source.load()  # an RGB JPEG, decoded: the kind a preview's re-encode writes as it is, without a copy
+    assert {"exif", "icc_profile", "comment"} <= set(source.info)  # the fixture really carries metadata
 
     for fmt in ("JPEG", "PNG", "WEBP"):
-        out = _open(encode_image(source, fmt=fmt))
+        encoded = encode_image(source, fmt=fmt)
+        out = _open(encoded)
         assert (out.format, out.info.get("exif"), out.info.get("icc_profile")) == (fmt, None, None)
-        assert dict(out.getexif()) == {}
+        assert (dict(out.getexif()), out.info.get("comment"), b"<script>" in encoded) == ({}, None, False)
 
 
 def test_encode_image_does_not_modify_its_input():
