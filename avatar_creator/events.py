@@ -53,21 +53,31 @@ def _bus_url() -> str:
 
 def preview_changed(preview_id, *, version: int, left_queue: bool = False) -> None:
     """Tell every listener of this preview (and, when it left the queue, those of the queued ones)."""
-    publish(preview_channel(preview_id), str(version))
+    messages = [(preview_channel(preview_id), str(version))]
     if left_queue:
-        publish(QUEUE_CHANNEL, str(preview_id))
+        messages.append((QUEUE_CHANNEL, str(preview_id)))
+    publish(*messages)
 
 
-def publish(channel: str, message: str) -> None:
+def publish(*messages: tuple[str, str]) -> None:
+    """Publish each (channel, message), in order; on Redis in one round trip."""
     url = _bus_url()
     if not url:
-        _local.publish(channel, message)
+        for channel, message in messages:
+            _local.publish(channel, message)
         return
     try:
-        _redis_client(url).publish(channel, message)
+        if len(messages) == 1:
+            _redis_client(url).publish(*messages[0])
+        else:
+            with _redis_client(url).pipeline(transaction=False) as pipe:
+                for channel, message in messages:
+                    pipe.publish(channel, message)
+                pipe.execute()
     except redis.RedisError as exc:
         # The change is committed; listeners fall back to reading the row (see _DEGRADED_READ_INTERVAL).
-        logger.warning("could not publish %s on the event bus: %s", channel, exc)
+        channels = ", ".join(channel for channel, _ in messages)
+        logger.warning("could not publish %s on the event bus: %s", channels, exc)
 
 
 _clients: dict[tuple[str, bool], redis.Redis] = {}

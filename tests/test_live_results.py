@@ -6,13 +6,15 @@ import time
 from datetime import timedelta
 
 import pytest
+import redis
 from django.utils import timezone
 
-from avatar_creator import services
+from avatar_creator import events, services
 from avatar_creator.api import streams
 from avatar_creator.models import Preview, PreviewStatus
 from tests.factories import make_preview, make_project
 from tests.fake_image_api import Reply
+from tests.services import redis_url, require_redis
 from tests.worker import start_worker_fixture  # noqa: F401 - used as a fixture
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -248,3 +250,23 @@ def test_worker_killed_mid_generation_runs_again_within_a_minute(start_worker, f
     assert (preview.status, preview.attempts) == (PreviewStatus.SUCCEEDED, 2)
     assert time.monotonic() - killed_at < 60
     assert [request.json["parameters"]["seed"] for request in fake_image_api.requests] == [21, 21]
+
+
+def test_a_preview_leaving_the_queue_is_published_on_redis_in_order(settings):
+    """Its own channel, then the queue's: one round trip to Redis (events.publish pipelines them)."""
+    require_redis()
+    settings.AVATAR_EVENTS_URL = redis_url()
+    listener = redis.Redis.from_url(redis_url()).pubsub()
+    preview_id = "5e171e11-0000-4000-8000-000000000001"
+    listener.subscribe(events.preview_channel(preview_id), events.QUEUE_CHANNEL)
+    try:
+        confirmed = [listener.get_message(timeout=2) for _ in range(2)]
+        assert [m["type"] for m in confirmed] == ["subscribe", "subscribe"]
+        events.preview_changed(preview_id, version=7, left_queue=True)
+        received = [listener.get_message(timeout=2) for _ in range(2)]
+    finally:
+        listener.close()
+    assert [(m["channel"].decode(), m["data"].decode()) for m in received] == [
+        (events.preview_channel(preview_id), "7"),
+        (events.QUEUE_CHANNEL, preview_id),
+    ]
