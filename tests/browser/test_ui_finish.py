@@ -225,6 +225,15 @@ def watch_image_requests(page: Page) -> list:
     return image_requests
 
 
+def expect_ignored(page: Page, image_requests: list) -> None:
+    """A finished step released for a dialog closed meanwhile: nothing shown, no image asked for, the preview gone."""
+    page.wait_for_timeout(300)
+    expect(page.locator("#modal")).to_be_hidden()
+    assert page.locator("#modal-content").inner_html() == ""
+    assert image_requests == []
+    assert wait_until(lambda: Preview.objects.get().status == PreviewStatus.EXPIRED)
+
+
 def test_escape_while_the_finished_step_is_on_its_way_ignores_it(open_page, held_queue):
     page = open_page()
     route, finished_step = finished_step_held(page)
@@ -233,12 +242,7 @@ def test_escape_while_the_finished_step_is_on_its_way_ignores_it(open_page, held
     page.keyboard.press("Escape")
     expect(modal).to_be_hidden()
     route.fulfill(response=finished_step)
-    page.wait_for_timeout(300)
-
-    expect(modal).to_be_hidden()
-    assert page.locator("#modal-content").inner_html() == ""
-    assert image_requests == []
-    assert wait_until(lambda: Preview.objects.get().status == PreviewStatus.EXPIRED)
+    expect_ignored(page, image_requests)
 
 
 def test_escape_just_before_the_finished_step_is_handled_ignores_it(open_page, held_queue):
@@ -247,17 +251,11 @@ def test_escape_just_before_the_finished_step_is_handled_ignores_it(open_page, h
     page = open_page()
     route, finished_step = finished_step_held(page)
     image_requests = watch_image_requests(page)
-    modal = page.locator("#modal")
     page.evaluate("""() => document.body.addEventListener("htmx:beforeOnLoad",
                                                            () => document.getElementById("modal").requestClose(),
                                                            { once: true })""")  # fmt: skip
     route.fulfill(response=finished_step)
-    page.wait_for_timeout(300)
-
-    expect(modal).to_be_hidden()
-    assert page.locator("#modal-content").inner_html() == ""
-    assert image_requests == []
-    assert wait_until(lambda: Preview.objects.get().status == PreviewStatus.EXPIRED)
+    expect_ignored(page, image_requests)
 
 
 def test_a_finished_step_for_a_closed_dialog_leaves_the_next_dialog_alone(open_page, held_queue):
