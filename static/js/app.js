@@ -31,9 +31,13 @@
     }
   }
 
-  function postInBackground(url) {
+  // The discard still on its way, if any: htmx's requests wait for it (htmx:confirm below), so that nothing they
+  // bring back (the next dialog's history strip, say) still lists the preview it throws away.
+  var discarding = null;
+
+  function discardInBackground(url) {
     // keepalive lets the request finish even when the page is being left.
-    fetch(url, {
+    var sent = fetch(url, {
       method: "POST",
       credentials: "same-origin",
       keepalive: true,
@@ -41,7 +45,23 @@
     }).catch(function () {
       // The preview expires on its own; a lost discard costs nothing.
     });
+    discarding = sent;
+    sent.then(function () {
+      if (discarding === sent) {
+        discarding = null;
+      }
+    });
   }
+
+  document.body.addEventListener("htmx:confirm", function (event) {
+    if (!discarding) {
+      return;
+    }
+    event.preventDefault();
+    discarding.then(function () {
+      event.detail.issueRequest(true);
+    });
+  });
 
   function discardUrlIn(root) {
     var holder = root.querySelector("[data-discard-url]");
@@ -133,7 +153,7 @@
     epoch += 1;
     var url = discardUrlIn(content);
     if (url) {
-      postInBackground(url);
+      discardInBackground(url);
     }
     content.innerHTML = "";
     // After the browser's own return of focus to the opener (to <body> when the opener is gone).
@@ -236,7 +256,7 @@
     var response = new DOMParser().parseFromString(event.detail.serverResponse || "", "text/html");
     var url = discardUrlIn(response);
     if (url) {
-      postInBackground(url);
+      discardInBackground(url);
     }
     // Only the out-of-band parts are swapped in: the step itself (and its preview image, discarded by now) never
     // reaches the page, so nothing asks for an image that is gone, and the dialog (by now maybe a newer one, open

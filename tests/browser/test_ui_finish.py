@@ -274,6 +274,33 @@ def test_a_finished_step_for_a_closed_dialog_leaves_the_next_dialog_alone(open_p
     assert wait_until(lambda: Preview.objects.get().status == PreviewStatus.EXPIRED)
 
 
+def test_a_dialog_opened_while_a_discard_is_on_its_way_waits_for_it(open_page, held_queue):
+    """Esc discards the preview in the background; the next dialog is asked for once that discard is done, so its
+    history strip never lists (and loads the thumbnail of) the preview being thrown away."""
+    page = open_page()
+    route, finished_step = finished_step_held(page)
+    route.fulfill(response=finished_step)
+    expect_phase_two(page)
+    discards, asked = [], []
+    page.route("**/discard", lambda held: discards.append(held))
+    page.on("request", lambda request: asked.append(request.url))
+    page.keyboard.press("Escape")
+    for _ in range(100):
+        if discards:
+            break
+        page.wait_for_timeout(50)
+    assert len(discards) == 1
+    page.locator(".page-actions").get_by_role("button", name="Create avatar").click()
+    page.wait_for_timeout(300)
+    assert not [url for url in asked if "/avatars/new" in url or "/thumbnail" in url], asked
+
+    discards[0].continue_()
+    expect(page.locator("#modal-title")).to_have_text("Create an avatar")
+    assert wait_until(lambda: Preview.objects.get().status == PreviewStatus.EXPIRED)
+    expect(page.locator("#modal .history-strip")).to_have_count(0)
+    assert not [url for url in asked if "/thumbnail" in url], asked
+
+
 def test_phone_journey_keeps_each_steps_primary_action_in_view(open_page):
     # The preset gallery, as shipped, sits above the form: a category of thumbnails per row.
     for number, (category, _) in enumerate(PresetCategory.choices * 2):
