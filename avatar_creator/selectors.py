@@ -4,6 +4,7 @@ import math
 from datetime import UTC, datetime, time, timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db.models import Count, F, Q, QuerySet, Sum, Window
@@ -24,6 +25,8 @@ from avatar_creator.models import (
     Project,
 )
 from avatar_creator.prepared import PreparedRead
+
+User = get_user_model()
 
 
 def project_list_for_user(*, user) -> QuerySet[Project]:
@@ -121,14 +124,86 @@ def _preview_get(read: PreparedRead, **values) -> Preview:
         found = None
     if found is None:
         raise NotFound("Preview not found.")
-    preview, extra = found
-    avatar_id = extra["saved_avatar_id"]
+    return _with_saved_avatar(*found)
+
+
+def _with_saved_avatar(preview: Preview, columns: dict) -> Preview:
+    avatar_id = columns["saved_avatar_id"]
     # Known to have no avatar, or one whose id is known: `preview.avatar` asks the database for nothing more.
     avatar = (
         None if avatar_id is None else Avatar.from_db(preview._state.db, ["id", "preview_id"], [avatar_id, preview.pk])
     )
     Preview.avatar.related.set_cached_value(preview, avatar)
     return preview
+
+
+# A known token and its active user in one query (api/authentication.py): knox's own lookup is two queries (the
+# tokens of the key's prefix, every token of the user) and the user's row; this is one round trip, its SQL compiled
+# once (prepared.py) and, on PostgreSQL, a prepared statement. Nothing is cached, so a revoked token (its row gone)
+# or a deactivated or deleted user (however it was changed) is refused on the next request.
+_TOKEN_FIELDS = [field.attname for field in ApiToken._meta.concrete_fields]
+_USER_FIELDS = [field.attname for field in User._meta.concrete_fields]
+
+
+def _token_columns(path: str) -> dict:
+    """The token's columns as annotations named token_<field>, `path` leading from the queried model to it."""
+    return {f"token_{name}": F(f"{path}{name}") for name in _TOKEN_FIELDS}
+
+
+def _token_of(user, columns: dict) -> ApiToken | None:
+    """The token the annotations describe, its `user` set; None once it has expired."""
+    values = [columns[f"token_{name}"] for name in _TOKEN_FIELDS]
+    token = ApiToken.from_db(user._state.db, _TOKEN_FIELDS, values)
+    if token.expiry is not None and token.expiry <= timezone.now():
+        return None
+    token.user = user
+    return token
+
+
+_TOKEN_OF_ACTIVE_USER = PreparedRead(
+    User,
+    lambda digest: User._default_manager.filter(auth_token_set__digest=digest, is_active=True).annotate(
+        **_token_columns("auth_token_set__")
+    ),
+    digest=ApiToken._meta.pk,
+)
+
+
+def token_lookup(*, digest: str) -> ApiToken | None:
+    """The unexpired token of this digest, with its active user as `token.user`; None for anything else (unknown,
+    expired, a user deactivated or deleted: knox's own lookup then refuses it and deletes an expired token)."""
+    found = _TOKEN_OF_ACTIVE_USER.get(digest=digest)
+    return None if found is None else _token_of(*found)
+
+
+# The status poll with a Bearer token: the preview, its owner and the token in one query (api/views.py), when the
+# token is its owner's; anything else goes the usual way (authentication, then preview_get_for_user).
+_PREVIEW_WITH_TOKEN = PreparedRead(
+    Preview,
+    lambda pk, digest: _preview_query(pk=pk, owner__auth_token_set__digest=digest, owner__is_active=True).annotate(
+        **{f"user_{name}": F(f"owner__{name}") for name in _USER_FIELDS}, **_token_columns("owner__auth_token_set__")
+    ),
+    pk=Preview._meta.pk,
+    digest=ApiToken._meta.pk,
+)
+
+
+def preview_with_token(*, preview_id, digest: str) -> tuple[Preview, ApiToken] | None:
+    """The preview of this id with the unexpired token of this digest, when both belong to one active user; else
+    None."""
+    try:
+        found = _PREVIEW_WITH_TOKEN.get(pk=preview_id, digest=digest)
+    except (ValueError, ValidationError):
+        return None
+    if found is None:
+        return None
+    preview, columns = found
+    user = User.from_db(preview._state.db, _USER_FIELDS, [columns[f"user_{name}"] for name in _USER_FIELDS])
+    token = _token_of(user, columns)
+    if token is None:
+        return None
+    preview.owner = user
+    return _with_saved_avatar(preview, columns), token
 
 
 def preview_batch_for_user(*, user, preview: Preview) -> list[Preview]:

@@ -148,8 +148,10 @@ def test_avatar_output_written_out_equals_the_field_walk(alice, project):
 # Pinned: change a number only together with the change that moves it, and say so in bench/README.md.
 # The token lookup (issue 13): knox's two queries and the user's row became one query (the token with its user).
 QUERIES = {
-    "preview_saved": 2,
-    "preview_queued": 3,
+    # The status poll with a Bearer token: the preview, its owner and the token in one query (2 before); while queued,
+    # + its queue position (a count).
+    "preview_saved": 1,
+    "preview_queued": 2,
     # The answer kept whole between changes (answers.py): the token with its user only; built again: + project, avatars.
     "avatar_list": 1,
     "avatar_list_built": 3,

@@ -6,10 +6,13 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
+from rest_framework.authtoken.models import Token as LegacyToken
+from rest_framework.test import APIClient
 
 from avatar_creator import services
-from avatar_creator.models import ApiToken
-from avatar_creator.services.accounts import token_lookup
+from avatar_creator.models import ApiToken, PreviewStatus
+from avatar_creator.selectors import token_lookup
+from tests.factories import make_preview, make_project
 from tests.test_tokens import bearer, me
 
 pytestmark = pytest.mark.django_db
@@ -100,3 +103,64 @@ def test_token_lookup_writes_the_last_use_at_most_once_a_minute(alice, django_as
     with django_assert_num_queries(2):
         assert me(alice.token) == 200
     assert timezone.now() - ApiToken.objects.get(pk=token.pk).last_used_at < timedelta(seconds=5)
+
+
+# The status poll authenticates and reads its preview in one query (api/authentication.py authenticate_with_preview);
+# whatever that query does not answer goes the usual way, with the usual answers.
+
+
+@pytest.fixture
+def alices_preview(alice):
+    return make_preview(alice, make_project(alice), status=PreviewStatus.SUCCEEDED, files=True)
+
+
+def status_of(key: str, preview, **extra):
+    return bearer(key).get(f"/api/avatar-creator/previews/{preview.pk}", **extra)
+
+
+def test_the_status_poll_is_one_query_and_answers_as_the_owner(alice, alices_preview, django_assert_num_queries):
+    used_token_of(alice)
+    with django_assert_num_queries(1):
+        response = status_of(alice.token, alices_preview)
+    assert (response.status_code, response.json()["preview"]["id"]) == (200, str(alices_preview.pk))
+    head = bearer(alice.token).head(f"/api/avatar-creator/previews/{alices_preview.pk}")
+    assert head.status_code == 200
+
+
+def test_the_status_poll_of_another_users_preview_is_not_found(alices_preview, make_user):
+    bob = make_user("bob")
+    response = status_of(bob.token, alices_preview)
+    assert (response.status_code, response.json()["error"]["code"]) == (404, "NOT_FOUND")
+
+
+@pytest.mark.parametrize("header", ["Bearer 0123456789abcdef", "Bearer", "Bearer a b", "Bearer bad\\x00key"])
+def test_the_status_poll_with_a_bad_token_is_refused(alice, alices_preview, header):
+    response = APIClient().get(f"/api/avatar-creator/previews/{alices_preview.pk}", HTTP_AUTHORIZATION=header)
+    assert response.status_code == 401
+
+
+def test_the_status_poll_with_an_expired_token_is_refused(alice, alices_preview):
+    token = used_token_of(alice)
+    ApiToken.objects.filter(pk=token.pk).update(expiry=timezone.now() - timedelta(seconds=1))
+    assert status_of(alice.token, alices_preview).status_code == 401
+    assert not ApiToken.objects.filter(pk=token.pk).exists()
+
+
+def test_the_status_poll_of_a_deactivated_user_is_refused(alice, alices_preview):
+    used_token_of(alice)
+    get_user_model().objects.filter(pk=alice.pk).update(is_active=False)
+    assert status_of(alice.token, alices_preview).status_code == 401
+
+
+def test_the_status_poll_writes_the_last_use_at_most_once_a_minute(alice, alices_preview):
+    token = used_token_of(alice)
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now() - timedelta(seconds=61))
+    assert status_of(alice.token, alices_preview).status_code == 200
+    assert timezone.now() - ApiToken.objects.get(pk=token.pk).last_used_at < timedelta(seconds=5)
+
+
+def test_the_status_poll_with_a_first_version_token_or_a_session_still_answers(alice, alices_preview, client):
+    legacy = LegacyToken.objects.create(user=alice)
+    assert status_of(legacy.key, alices_preview).status_code == 200
+    client.force_login(alice)
+    assert client.get(f"/api/avatar-creator/previews/{alices_preview.pk}").status_code == 200

@@ -5,10 +5,12 @@ from knox.auth import TokenAuthentication as KnoxTokenAuthentication
 from knox.crypto import hash_token
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication as LegacyTokenAuthentication
+from rest_framework.authentication import get_authorization_header
 from rest_framework.authtoken.models import Token
 
 from avatar_creator.models import ApiToken
-from avatar_creator.services.accounts import token_lookup, token_touch
+from avatar_creator.selectors import preview_with_token, token_lookup
+from avatar_creator.services.accounts import token_touch
 
 
 class BearerTokenAuthentication(KnoxTokenAuthentication):
@@ -18,7 +20,7 @@ class BearerTokenAuthentication(KnoxTokenAuthentication):
     key that is not a knox token may be one of the first version (DRF's authtoken, same shape), which keeps
     working until it is revoked.
 
-    A known token is found with its active user in one query by its digest (services/accounts.py `token_lookup`);
+    A known token is found with its active user in one query by its digest (selectors.py `token_lookup`);
     anything else goes through knox's own lookup, which refuses it (and deletes an expired token), then the first
     version's.
     """
@@ -41,6 +43,28 @@ class BearerTokenAuthentication(KnoxTokenAuthentication):
             return LegacyTokenAuthentication().authenticate_credentials(key)
         token_touch(token=auth_token)
         return user, auth_token
+
+
+def authenticate_with_preview(request, preview_id):
+    """The status poll's authentication and read in one query: for `Authorization: Bearer <key>` whose token is
+    known, unexpired and of the preview's active owner, the request is authenticated as BearerTokenAuthentication
+    would (its last use written as there) and the preview returned. None otherwise: the request is left as it was,
+    for the usual way (the authenticators, then the read) to answer it as always (401, 404, a first-version token,
+    a session)."""
+    parts = get_authorization_header(request).split()
+    if len(parts) != 2 or parts[0].lower() != b"bearer":
+        return None
+    key = parts[1].decode("utf-8", errors="replace")
+    if not _PLAUSIBLE_KEY.fullmatch(key):
+        return None
+    found = preview_with_token(preview_id=preview_id, digest=hash_token(key))
+    if found is None:
+        return None
+    preview, token = found
+    token_touch(token=token)
+    request.user, request.auth = token.user, token
+    request._authenticator = BearerTokenAuthentication()
+    return preview
 
 
 _PLAUSIBLE_KEY = re.compile(r"[0-9A-Za-z]{1,128}")

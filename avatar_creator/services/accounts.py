@@ -11,13 +11,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 from rest_framework.authtoken.models import Token as LegacyToken
 
 from avatar_creator.errors import ValidationFailed
 from avatar_creator.models import ApiToken, CreditAccount, LedgerReason
-from avatar_creator.prepared import PreparedRead
 from avatar_creator.services.credits import credits_add
 
 User = get_user_model()
@@ -123,32 +121,3 @@ def tokens_revoke(*, tokens) -> int:
     digests = list(tokens.values_list("pk", flat=True))
     deleted, _ = ApiToken.objects.filter(pk__in=digests).delete()
     return deleted
-
-
-# A known token and its active user in one query (api/authentication.py): knox's own lookup is two queries (the
-# tokens of the key's prefix, every token of the user) and the user's row; this is one round trip, its SQL compiled
-# once (prepared.py) and, on PostgreSQL, a prepared statement. Nothing is cached, so a revoked token (its row gone)
-# or a deactivated or deleted user (however it was changed) is refused on the next request.
-_TOKEN_FIELDS = [field.attname for field in ApiToken._meta.concrete_fields]
-_TOKEN_COLUMNS = {f"token_{name}": F(f"auth_token_set__{name}") for name in _TOKEN_FIELDS}
-_TOKEN_OF_ACTIVE_USER = PreparedRead(
-    User,
-    lambda digest: User._default_manager.filter(auth_token_set__digest=digest, is_active=True).annotate(
-        **_TOKEN_COLUMNS
-    ),
-    digest=ApiToken._meta.pk,
-)
-
-
-def token_lookup(*, digest: str) -> ApiToken | None:
-    """The unexpired token of this digest, with its active user as `token.user`; None for anything else (unknown,
-    expired, a user deactivated or deleted: knox's own lookup then refuses it and deletes an expired token)."""
-    found = _TOKEN_OF_ACTIVE_USER.get(digest=digest)
-    if found is None:
-        return None
-    user, columns = found
-    token = ApiToken.from_db(user._state.db, _TOKEN_FIELDS, [columns[f"token_{name}"] for name in _TOKEN_FIELDS])
-    if token.expiry is not None and token.expiry <= timezone.now():
-        return None
-    token.user = user
-    return token
