@@ -271,9 +271,10 @@ def generation_seconds(*, generator: str) -> float | None:
     return seconds or None
 
 
-def preview_eta_seconds(*, preview: Preview) -> int | None:
+def preview_eta_seconds(*, preview: Preview, queue_position: int | None = None) -> int | None:
     """Estimated seconds until the preview is finished: the wait for its retry and for the previews ahead of it
-    (spread over the generation slots), then its own generation; None when finished or nothing was measured yet."""
+    (spread over the generation slots), then its own generation; None when finished or nothing was measured yet.
+    `queue_position`, when the caller has it (preview_queue_position), saves counting the queue again."""
     if preview.is_finished:
         return None
     each = generation_seconds(generator=preview.generator)
@@ -283,7 +284,9 @@ def preview_eta_seconds(*, preview: Preview) -> int | None:
     if preview.status == PreviewStatus.RUNNING:
         elapsed = (now - preview.started_at).total_seconds() if preview.started_at else 0.0
         return max(math.ceil(each - elapsed), 1)
-    ahead = (preview_queue_position(preview=preview) or 1) - 1
+    if queue_position is None:
+        queue_position = preview_queue_position(preview=preview)
+    ahead = (queue_position or 1) - 1
     slots = max(settings.AVATAR_BACKGROUND_WORKERS, 1)
     retry_wait = max((preview.next_attempt_at - now).total_seconds(), 0.0) if preview.next_attempt_at else 0.0
     return max(math.ceil(retry_wait + each * (1 + ahead // slots)), 1)

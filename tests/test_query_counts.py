@@ -10,6 +10,8 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
+from django.core.cache import cache
 from django.test import RequestFactory
 from django.utils import timezone
 from rest_framework import serializers
@@ -52,6 +54,27 @@ def test_preview_status_while_queued_queries(alice_api, alice, project, django_a
     with django_assert_num_queries(QUERIES["preview_queued"]):
         response = alice_api.get(f"{API}/previews/{preview.pk}")
     assert (response.json()["preview"]["status"], response.json()["preview"]["queuePosition"]) == ("queued", 1)
+
+
+def test_preview_status_while_queued_with_an_estimate_queries(alice_api, alice, project, django_assert_num_queries):
+    preview = make_preview(alice, project)
+    cache.set(f"lumiku:eta:{preview.generator}", 12.0, 60)  # a generation time measured: etaSeconds is given
+    _warm(alice_api, f"{API}/previews/{preview.pk}")
+    with django_assert_num_queries(QUERIES["preview_queued"]):  # the queue is counted once for both figures
+        response = alice_api.get(f"{API}/previews/{preview.pk}")
+    assert (response.json()["preview"]["queuePosition"], response.json()["preview"]["etaSeconds"]) == (1, 12)
+
+
+def test_generate_preview_accepted_queries(alice_api, project, django_assert_num_queries, monkeypatch):
+    monkeypatch.setattr("avatar_creator.services.previews._preview_enqueue", lambda *, preview_id: None)
+    cache.set(f"lumiku:eta:{settings.AVATAR_GENERATOR}", 12.0, 60)
+    url = f"{API}/projects/{project.pk}/avatars/generate-preview"
+    body = {"prompt": "A friendly portrait of a person with a hat"}
+    alice_api.post(url, body, format="json", HTTP_PREFER="respond-async")
+    with django_assert_num_queries(QUERIES["generate_preview_accepted"]):
+        response = alice_api.post(url, body, format="json", HTTP_PREFER="respond-async")
+    assert response.status_code == 202
+    assert response.json()["preview"] == response.json()["previews"][0]
 
 
 def test_avatar_list_of_twenty_queries(alice_api, project, django_assert_num_queries):
@@ -152,6 +175,9 @@ QUERIES = {
     # + its queue position (a count).
     "preview_saved": 1,
     "preview_queued": 2,
+    # The 202 of generate-preview: the project, the rate check and the rows, the answer with the queue counted once
+    # (the answer was written twice, counting the queue twice each time: 4 counts).
+    "generate_preview_accepted": 13,
     # The answer kept whole between changes (answers.py): the token with its user only; built again: + project, avatars.
     "avatar_list": 1,
     "avatar_list_built": 3,

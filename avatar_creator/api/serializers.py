@@ -417,13 +417,15 @@ class PreviewOutput(serializers.ModelSerializer):
         # the API's hottest read, and a ModelSerializer rebuilds its fields from the model on every instance
         # (bench/README.md). tests/test_query_counts.py checks it against that walk in every state.
         text, number, moment = _text, _number, _DATETIME.to_representation
+        position = self.get_queuePosition(preview)  # counted once, for the position and the estimate
+        eta = selectors.preview_eta_seconds(preview=preview, queue_position=position)
         data = {
             "id": str(preview.id), "projectId": str(preview.project_id), "status": text(preview.status),
             "prompt": text(preview.prompt), "enhancedPrompt": text(preview.enhanced_prompt),
             **{spec.wire: text(getattr(preview, spec.name)) for spec in PERSONA_FIELDS},
             "seed": number(preview.seed), "width": number(preview.width), "height": number(preview.height),
             "attempts": number(preview.attempts), "batchId": text(preview.batch_id),
-            "queuePosition": self.get_queuePosition(preview), "etaSeconds": self.get_etaSeconds(preview),
+            "queuePosition": position, "etaSeconds": eta,
             "nextAttemptAt": moment(preview.next_attempt_at), "imageUrl": self.get_imageUrl(preview),
             "thumbnailUrl": self.get_thumbnailUrl(preview), "error": self.get_error(preview),
             "avatarId": self.get_avatarId(preview), "createdAt": moment(preview.created_at),

@@ -214,7 +214,7 @@ class ProjectViewSet(viewsets.ViewSet):
     )  # fmt: skip
     @action(detail=True, methods=["post"], url_path="avatars/generate-preview", url_name="generate-preview")
     def generate_preview(self, request, pk=None):
-        project = self._project(request, pk)
+        project = selectors.project_owned_by(user=request.user, project_id=pk)
         serializer = validated(s.GeneratePreviewInput, request.data, context={"user": request.user})
         data = serializer.validated_data
         previews = services.previews_request(
@@ -378,9 +378,12 @@ def preview_data(request, preview, *, include_base64: bool = False) -> dict:
 
 
 def preview_accepted(request, preview, *, batch=None) -> Response:
-    body = {"success": True, "preview": preview_data(request, preview)}
-    if batch is not None:
-        body["previews"] = [preview_data(request, p) for p in batch]
+    batch_data = None if batch is None else [preview_data(request, p) for p in batch]
+    # `preview` is one of the batch (its first) when both are given: written out once.
+    mine = next((data for p, data in zip(batch or [], batch_data or [], strict=True) if p.pk == preview.pk), None)
+    body = {"success": True, "preview": mine or preview_data(request, preview)}
+    if batch_data is not None:
+        body["previews"] = batch_data
     response = Response(body, status=status.HTTP_202_ACCEPTED)
     response["Location"] = reverse("api:preview-detail", kwargs={"pk": preview.pk})
     response["Preference-Applied"] = "respond-async"
