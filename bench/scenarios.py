@@ -845,18 +845,14 @@ def scenario_live(ctx: Context) -> dict:
 
     results = {"previews": c.live_previews, "clients": c.live_clients, "worker_slots": ctx.stack.worker_slots}
     results["warm_up_server_overhead_ms"] = warm_up(ctx)
-    deadline = budget(c.live_previews, c.live_clients)
-    outcomes, errors = run_clients(
-        ctx, users, c.live_previews, lambda conn, user: _preview_by_events(ctx, conn, user, deadline),
-        deadline=deadline, stagger=ctx.latency,
-    )  # fmt: skip
-    results["events"] = live_figures(outcomes, errors)
-    deadline = budget(c.live_previews, c.live_clients)
-    outcomes, errors = run_clients(
-        ctx, users, c.live_previews, lambda conn, user: _preview_by_prefer_wait(ctx, conn, user, deadline),
-        deadline=deadline, stagger=ctx.latency,
-    )  # fmt: skip
-    results["prefer_wait"] = live_figures(outcomes, errors)
+    for name, follow in (("events", _preview_by_events), ("prefer_wait", _preview_by_prefer_wait)):
+        deadline = budget(c.live_previews, c.live_clients)
+        outcomes, errors = run_clients(
+            ctx, users, c.live_previews,
+            lambda conn, user, follow=follow, deadline=deadline: follow(ctx, conn, user, deadline),
+            deadline=deadline, stagger=ctx.latency,
+        )  # fmt: skip
+        results[name] = live_figures(outcomes, errors)
     deadline = budget(c.live_sync_calls, c.live_sync_clients)
     outcomes, errors = run_clients(
         ctx, ctx.users[: c.live_sync_clients], c.live_sync_calls,

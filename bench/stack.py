@@ -96,8 +96,9 @@ def machine_busy_seconds() -> float:
     return (sum(values[:8]) - idle) / _TICK
 
 
-def database_backends(db_name: str) -> list[int]:
-    """PostgreSQL backend processes serving `db_name` (their title says "postgres <db> 127.0.0.1(...)")."""
+def _postgres_titles() -> list[tuple[int, str]]:
+    """(pid, process title) of every PostgreSQL process ("postgres: <user> <db> <host>(<port>) ..."), read from
+    /proc: asking the server itself needs a connection, which is what may be missing."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -107,9 +108,14 @@ def database_backends(db_name: str) -> list[int]:
                 title = handle.read().decode(errors="replace")
         except OSError:
             continue
-        if title.startswith("postgres:") and f" {db_name} " in title:
-            found.append(int(entry))
+        if title.startswith("postgres:"):
+            found.append((int(entry), title))
     return found
+
+
+def database_backends(db_name: str) -> list[int]:
+    """PostgreSQL backend processes serving `db_name` (their title says "postgres <db> 127.0.0.1(...)")."""
+    return [pid for pid, title in _postgres_titles() if f" {db_name} " in title]
 
 
 def _proc_field(path: str, name: str) -> int:
@@ -182,20 +188,8 @@ def raise_open_files_limit(wanted: int = 65536) -> tuple[int, int]:
 
 def postgres_client_backends() -> int:
     """PostgreSQL backends serving a client, over every database (max_connections is for them all): processes titled
-    "postgres: <user> <db> <host>(<port>) ..." or "... [local] ...". Read from /proc: asking the server itself
-    needs a connection, which is what may be missing."""
-    count = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                title = handle.read().decode(errors="replace")
-        except OSError:
-            continue
-        if title.startswith("postgres:") and ("(" in title or "[local]" in title):
-            count += 1
-    return count
+    "postgres: <user> <db> <host>(<port>) ..." or "... [local] ..."."""
+    return sum(1 for _, title in _postgres_titles() if "(" in title or "[local]" in title)
 
 
 def proc_pss_kb(pid: int) -> int:
