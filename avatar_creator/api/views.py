@@ -222,7 +222,7 @@ class ProjectViewSet(viewsets.ViewSet):
             count=data["count"], webhook=data.get("webhook") or "",
         )  # fmt: skip
         if wants_async(request.headers.get("Prefer", "")):
-            return preview_accepted(request, previews[0], batch=previews)
+            return preview_accepted(request, previews)
         # Under ASGI this waiting call never gets here: api/waiting.py asks for the 202 above, waits on the event
         # bus without a thread, then answers with waited_answer as below.
         events.previews_wait(previews=previews, timeout=settings.AVATAR_SYNC_WAIT)
@@ -364,10 +364,11 @@ def waited_answer(request, previews) -> dict:
         raise error
     if not any(preview.status == PreviewStatus.SUCCEEDED for preview in previews):
         raise services.preview_error(preview=previews[0])
+    batch = [preview_data(request, preview, include_base64=True) for preview in previews]  # each encoded once
     return {
         "success": True,
-        "preview": preview_data(request, previews[0], include_base64=True),
-        "previews": [preview_data(request, preview, include_base64=True) for preview in previews],
+        "preview": batch[0],
+        "previews": batch,
         "message": "Preview generated successfully. Review and save if you like it.",
     }
 
@@ -377,15 +378,12 @@ def preview_data(request, preview, *, include_base64: bool = False) -> dict:
     return s.PreviewOutput(preview, context=context).data
 
 
-def preview_accepted(request, preview, *, batch=None) -> Response:
-    batch_data = None if batch is None else [preview_data(request, p) for p in batch]
-    # `preview` is one of the batch (its first) when both are given: written out once.
-    mine = next((data for p, data in zip(batch or [], batch_data or [], strict=True) if p.pk == preview.pk), None)
-    body = {"success": True, "preview": mine or preview_data(request, preview)}
-    if batch_data is not None:
-        body["previews"] = batch_data
+def preview_accepted(request, previews) -> Response:
+    """The 202 of a generate-preview: the batch as `previews`, its first as `preview` (each written out once)."""
+    batch = [preview_data(request, p) for p in previews]
+    body = {"success": True, "preview": batch[0], "previews": batch}
     response = Response(body, status=status.HTTP_202_ACCEPTED)
-    response["Location"] = reverse("api:preview-detail", kwargs={"pk": preview.pk})
+    response["Location"] = reverse("api:preview-detail", kwargs={"pk": previews[0].pk})
     response["Preference-Applied"] = "respond-async"
     return response
 
