@@ -26,10 +26,8 @@ class BearerTokenAuthentication(KnoxTokenAuthentication):
     """
 
     def authenticate_credentials(self, token):
-        key = token.decode("utf-8", errors="replace") if isinstance(token, bytes) else token
-        # Keys are hex characters. Anything else is refused before the query: PostgreSQL would fail on a NUL byte
-        # (a 500), and there is no point in looking up what cannot be a key.
-        if not _PLAUSIBLE_KEY.fullmatch(key):
+        key = _key_of(token)
+        if key is None:
             raise exceptions.AuthenticationFailed("Invalid token.")
         found = token_lookup(digest=hash_token(key))
         if found is not None:
@@ -54,8 +52,8 @@ def authenticate_with_preview(request, preview_id):
     parts = get_authorization_header(request).split()
     if len(parts) != 2 or parts[0].lower() != b"bearer":
         return None
-    key = parts[1].decode("utf-8", errors="replace")
-    if not _PLAUSIBLE_KEY.fullmatch(key):
+    key = _key_of(parts[1])
+    if key is None:
         return None
     found = preview_with_token(preview_id=preview_id, digest=hash_token(key))
     if found is None:
@@ -65,6 +63,13 @@ def authenticate_with_preview(request, preview_id):
     request.user, request.auth = token.user, token
     request._authenticator = BearerTokenAuthentication()
     return preview
+
+
+def _key_of(token: bytes | str) -> str | None:
+    """The key as text when it can be one, else None. Keys are hex characters; anything else is refused before the
+    query: PostgreSQL would fail on a NUL byte (a 500), and there is no point in looking up what cannot be a key."""
+    key = token.decode("utf-8", errors="replace") if isinstance(token, bytes) else token
+    return key if _PLAUSIBLE_KEY.fullmatch(key) else None
 
 
 _PLAUSIBLE_KEY = re.compile(r"[0-9A-Za-z]{1,128}")
