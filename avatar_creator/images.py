@@ -225,13 +225,17 @@ def _to_8bit(img: Image.Image) -> Image.Image:
 
 
 def _flatten_rgb(img: Image.Image) -> Image.Image:
+    """RGB without transparency: `img` itself when it already is (no copy: 3 MB at 1024 px), else a new image,
+    transparency flattened onto white."""
+    if img.mode == "RGB" and not img.has_transparency_data:
+        return img
     img = _to_8bit(img)
     if img.has_transparency_data:
         rgba = img.convert("RGBA")
         flat = Image.new("RGB", rgba.size, _WHITE)
         flat.paste(rgba, mask=rgba.getchannel("A"))
         return flat
-    return img.convert("RGB")  # always a new object, so clearing its metadata never touches the caller's
+    return img.convert("RGB")
 
 
 def _with_alpha(img: Image.Image) -> Image.Image:
@@ -254,10 +258,12 @@ def encode_image(img: Image.Image, *, fmt: str = "JPEG", quality: int = 90, opti
     try:
         buffer = io.BytesIO()
         if fmt == "JPEG":
-            # Plain RGB is written as it is, not copied (3 MB at 1024 px): Pillow's JPEG writer takes metadata from
-            # the save arguments only, but for the comment, which is blanked here. Anything else is flattened first.
-            plain = img.mode == "RGB" and not img.has_transparency_data and not getattr(img, "encoderinfo", None)
-            out = img if plain else _flatten_rgb(img)
+            # Plain RGB is written as it is, not copied: Pillow's JPEG writer takes metadata from the save arguments
+            # only, but for the comment, which is blanked here, and for `encoderinfo` set on the image, which
+            # outranks them (a copy carries none).
+            out = _flatten_rgb(img)
+            if out is img and getattr(img, "encoderinfo", None):
+                out = img.copy()
             out.save(buffer, format="JPEG", quality=quality, optimize=optimize, comment=b"")
             return buffer.getvalue()
         out = _with_alpha(img)
@@ -277,8 +283,7 @@ def make_thumbnail(img: Image.Image, *, body_type: str = "half_body", size: int 
     if body_type not in _THUMBNAIL_CENTERING:
         raise ValueError(f"unknown body type {body_type!r}")
     try:
-        # Every step below makes a new image, so plain RGB needs no flattened copy of its own (3 MB at 1024 px).
-        source = img if img.mode == "RGB" and not img.has_transparency_data else _flatten_rgb(img)
+        source = _flatten_rgb(img)  # every step below makes a new image: `img` is never changed
         # Box-average by a whole factor first while the filter keeps at least 1.5x the output's pixels: a 1024 px
         # preview resamples from 512 px, about 4x less work. Bicubic (Pillow's own thumbnail filter) from there looks
         # the same at 300 px as Lanczos and takes 2/3 of its time.

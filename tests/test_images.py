@@ -394,6 +394,18 @@ def test_encode_image_strips_exif_and_icc():
         assert (dict(out.getexif()), out.info.get("comment"), b"<script>" in encoded) == ({}, None, False)
 
 
+def test_encode_image_ignores_encoder_settings_left_on_the_image():
+    """Pillow lets `encoderinfo` set on an image outrank the save's arguments: a plain RGB image written without a
+    copy must not carry EXIF or a comment through it."""
+    exif = Image.Exif()
+    exif[0x010F] = "SpyCam Inc."
+    source = _photo((64, 48))
+    source.encoderinfo = {"exif": exif.tobytes(), "comment": b"<script>"}
+    encoded = encode_image(source, fmt="JPEG")
+    out = _open(encoded)
+    assert (dict(out.getexif()), out.info.get("comment"), b"SpyCam" in encoded) == ({}, None, False)
+
+
 def test_encode_image_does_not_modify_its_input():
     source = Image.new("RGBA", (10, 10), (0, 0, 0, 0))
     source.info["icc_profile"] = b"not really a profile"
