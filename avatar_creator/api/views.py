@@ -401,7 +401,7 @@ class PreviewViewSet(viewsets.ViewSet):
         super().initial(request, *args, **kwargs)
 
     def _preview(self, request, pk):
-        if getattr(self, "_read", None) is not None:
+        if self._read is not None:  # read with the authentication (initial)
             return self._read
         return selectors.preview_get_for_user(user=request.user, preview_id=pk)
 
