@@ -164,3 +164,53 @@ def test_the_status_poll_with_a_first_version_token_or_a_session_still_answers(a
     assert status_of(legacy.key, alices_preview).status_code == 200
     client.force_login(alice)
     assert client.get(f"/api/avatar-creator/previews/{alices_preview.pk}").status_code == 200
+
+
+# The plain status poll (GET, Bearer, JSON) is answered by the viewset's dispatch without DRF's request, negotiation and
+# response (api/views.py PreviewViewSet.dispatch); every other request goes through DRF. Both answer alike.
+
+_ALIKE_HEADERS = ("Content-Type", "Vary", "Allow", "Preference-Applied", "Cache-Control", "X-Content-Type-Options")
+
+
+def _answer(response) -> tuple:
+    return response.status_code, response.content, {name: response.get(name) for name in _ALIKE_HEADERS}
+
+
+@pytest.mark.parametrize(
+    ("status", "query", "headers"),
+    [
+        (PreviewStatus.SUCCEEDED, "", {}),
+        (PreviewStatus.SUCCEEDED, "?include=base64", {}),
+        (PreviewStatus.FAILED, "", {"HTTP_PREFER": "wait=5"}),
+        (PreviewStatus.QUEUED, "?include=thumbnail,base64", {}),
+    ],
+)
+def test_the_plain_status_poll_answers_as_drf_does(alice, status, query, headers):
+    preview = make_preview(alice, make_project(alice), status=status, files=status == PreviewStatus.SUCCEEDED)
+    path = f"/api/avatar-creator/previews/{preview.pk}{query}"
+    plain = bearer(alice.token).get(path, **headers)
+    # Asked with a quality on JSON, DRF negotiates the same renderer: the same answer through DRF's whole dispatch.
+    through_drf = bearer(alice.token).get(path, HTTP_ACCEPT="application/json; q=1", **headers)
+    assert plain.status_code == 200
+    assert _answer(plain) == _answer(through_drf)
+    if "HTTP_PREFER" in headers:
+        assert plain["Preference-Applied"] == "wait=5"
+
+
+def test_the_plain_status_poll_skips_drf_and_everything_else_does_not(alice, alices_preview, monkeypatch):
+    from avatar_creator.api.views import PreviewViewSet
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("DRF's dispatch ran")
+
+    monkeypatch.setattr(PreviewViewSet, "initial", refuse)
+    for accept in (None, "*/*", "application/json"):
+        extra = {} if accept is None else {"HTTP_ACCEPT": accept}
+        assert status_of(alice.token, alices_preview, **extra).status_code == 200
+    for extra in ({"HTTP_ACCEPT": "text/html"}, {"HTTP_ACCEPT": "application/json; indent=2"}):
+        with pytest.raises(AssertionError, match="DRF's dispatch ran"):
+            status_of(alice.token, alices_preview, **extra)
+    with pytest.raises(AssertionError, match="DRF's dispatch ran"):
+        bearer(alice.token).get(f"/api/avatar-creator/previews/{alices_preview.pk}?format=json")
+    with pytest.raises(AssertionError, match="DRF's dispatch ran"):
+        bearer(alice.token).head(f"/api/avatar-creator/previews/{alices_preview.pk}")

@@ -2,12 +2,13 @@
 
 from django.conf import settings
 from django.contrib.auth import authenticate
-from django.http import FileResponse
+from django.http import FileResponse, HttpResponse
 from django.urls import get_script_prefix, reverse
 from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.serializers import CharField, IntegerField
 from rest_framework.views import APIView
@@ -392,11 +393,26 @@ class PreviewViewSet(viewsets.ViewSet):
     lookup_value_regex = r"[0-9a-fA-F-]{36}"
     http_method_names = ["get", "post", "head", "options"]
 
+    def dispatch(self, request, *args, **kwargs):
+        # The status poll, the API's hottest call: a GET with a Bearer token that takes JSON is authenticated and read
+        # in one query (authenticate_with_preview) and answered here, without DRF's request wrapper, negotiation and
+        # response (~1/10 of its CPU, bench/README.md, issue 13). What this does not answer (another token or user,
+        # a session, HTML or `?format=`, HEAD) goes the usual way, where the same one-query read is tried in
+        # `initial` unless it was tried here.
+        self._read, self._read_tried = None, False
+        if request.method == "GET" and self.action_map.get("get") == "retrieve" and _takes_plain_json(request):
+            self._read_tried = True
+            preview = authenticate_with_preview(request, kwargs.get("pk"))
+            if preview is not None:
+                body, headers = self._status_answer(request, preview)
+                response = HttpResponse(_JSON_RENDERER.render(body), content_type=_JSON_RENDERER.media_type)
+                for name, value in {**self.default_response_headers, **headers}.items():
+                    response[name] = value
+                return response
+        return super().dispatch(request, *args, **kwargs)
+
     def initial(self, request, *args, **kwargs):
-        # The status poll, the API's hottest call: with a Bearer token, authentication and the preview's read are one
-        # query (bench/README.md, issue 13); any other request, or one that query does not answer, goes the usual way.
-        self._read = None
-        if self.action == "retrieve":
+        if self.action == "retrieve" and not self._read_tried:
             self._read = authenticate_with_preview(request, kwargs.get("pk"))
         super().initial(request, *args, **kwargs)
 
@@ -416,18 +432,21 @@ class PreviewViewSet(viewsets.ViewSet):
         responses={200: envelope("PreviewDetailResponse", preview=s.PreviewWithImagesOutput())},
     )  # fmt: skip
     def retrieve(self, request, pk=None):
-        preview = self._preview(request, pk)
-        include = request.query_params.get("include", "")
+        body, headers = self._status_answer(request, self._preview(request, pk))
+        return Response(body, headers=headers)
+
+    @staticmethod
+    def _status_answer(request, preview) -> tuple[dict, dict]:
+        """The status read's body and headers, for a request of either kind (Django's or DRF's)."""
+        include = request.GET.get("include", "")
         include_base64 = "base64" in [part.strip() for part in include.split(",")]
         wait = preferred_wait(request.headers.get("Prefer", ""))
         # Under ASGI api/waiting.py holds this wait without a thread and asks without `wait`; here (WSGI) the view
         # holds it.
         if wait is not None and not preview.is_finished:
             events.preview_wait(preview=preview, timeout=wait)
-        response = Response({"success": True, "preview": preview_data(request, preview, include_base64=include_base64)})
-        if wait is not None:
-            response["Preference-Applied"] = f"wait={wait}"
-        return response
+        body = {"success": True, "preview": preview_data(request, preview, include_base64=include_base64)}
+        return body, ({} if wait is None else {"Preference-Applied": f"wait={wait}"})
 
     @extend_schema(request=None, responses={200: PREVIEW_RESPONSE})
     @action(detail=True, methods=["post"])
@@ -457,6 +476,15 @@ class PreviewViewSet(viewsets.ViewSet):
         response["Cache-Control"] = "private, max-age=3600"
         response["X-Content-Type-Options"] = "nosniff"
         return response
+
+
+_JSON_RENDERER = JSONRenderer()
+
+
+def _takes_plain_json(request) -> bool:
+    """Whether DRF would answer this request in plain JSON whatever its content negotiation: no Accept, or one that
+    names JSON or anything, and no `?format=`."""
+    return request.headers.get("Accept", "*/*") in ("*/*", "application/json") and "format" not in request.GET
 
 
 class PresetListView(APIView):
