@@ -150,6 +150,12 @@ def test_preview_output_written_out_equals_the_field_walk_in_every_state(alice, 
         output = PreviewOutput(preview, context={"request": request})
         assert output.data == serializers.Serializer.to_representation(output, preview), preview.status
         assert list(output.data) == list(PreviewOutput.Meta.fields)
+    # Datetimes in the current time zone, as DRF writes them (UTC with a Z; another zone with its offset).
+    with timezone.override("Asia/Jakarta"):
+        output = PreviewOutput(previews[0], context={"request": request})
+        assert output.data == serializers.Serializer.to_representation(output, previews[0])
+        assert output.data["createdAt"].endswith("+07:00")
+    assert PreviewOutput(previews[0], context={"request": request}).data["createdAt"].endswith("Z")
 
 
 def test_avatar_output_written_out_equals_the_field_walk(alice, project):
