@@ -19,10 +19,11 @@ browsable_api_auth = (
 )
 
 urlpatterns = [
+    # First: Django tries the patterns in order on every request, and the API's are the hot ones (issue 13).
+    path("api/", include("avatar_creator.api.urls")),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("api/", include("avatar_creator.api.urls")),
     # After every API route: the rest of /api/ answers the JSON 404 envelope, under DEBUG too.
     re_path(r"^api/", not_found),
     path("api-auth/", include(browsable_api_auth)),

@@ -8,11 +8,13 @@ app_name = "api"
 # The contract's paths work with and without a trailing slash.
 router = SimpleRouter()
 router.trailing_slash = "/?"
+# Django tries the patterns in order on every request: the hottest first (the status poll, then the avatar list).
+router.register("avatar-creator/previews", views.PreviewViewSet, basename="preview")
 router.register("avatar-creator/projects", views.ProjectViewSet, basename="project")
 router.register("avatar-creator/avatars", views.AvatarViewSet, basename="avatar")
-router.register("avatar-creator/previews", views.PreviewViewSet, basename="preview")
 
 urlpatterns = [
+    *router.urls,
     re_path(r"^auth/register/?$", views.RegisterView.as_view(), name="register"),
     re_path(r"^auth/token/?$", views.TokenView.as_view(), name="token"),
     re_path(r"^auth/me/?$", views.MeView.as_view(), name="me"),
@@ -25,5 +27,4 @@ urlpatterns = [
         r"^avatar-creator/previews/(?P<pk>[0-9a-fA-F-]{36})/events/?$", streams.preview_events, name="preview-events"
     ),
     re_path(r"^avatar-creator/presets/?$", views.PresetListView.as_view(), name="presets"),
-    *router.urls,
 ]
