@@ -34,6 +34,7 @@ from avatar_creator import events, files, images
 from avatar_creator import generators as gen
 from avatar_creator.errors import PreviewNotAvailable, QueueUnavailable, ServiceError
 from avatar_creator.models import ACTIVE_PREVIEW_STATUSES, Avatar, Preview, PreviewStatus, Project
+from avatar_creator.prepared import PreparedRead
 from avatar_creator.prompts import Persona
 from avatar_creator.services.rates import preview_rate_check
 
@@ -184,6 +185,10 @@ class AttemptOutcome:
     retry_in: float | None = None
 
 
+# The worker's first read of every preview, its SQL compiled once (prepared.py).
+_PREVIEW_BY_ID = PreparedRead(Preview, lambda pk: Preview.objects.filter(pk=pk), pk=Preview._meta.pk)
+
+
 def preview_attempt(*, preview_id) -> AttemptOutcome:
     """Run one generation attempt for a preview. Idempotent: a finished preview is never generated again."""
 
@@ -205,7 +210,8 @@ def preview_attempt(*, preview_id) -> AttemptOutcome:
 
     # A queued preview (nearly always) is taken with one read and one conditional UPDATE; anything else, or a row
     # that changed in between, is decided under the lock.
-    preview = Preview.objects.filter(pk=preview_id).first()
+    found = _PREVIEW_BY_ID.get(pk=preview_id)
+    preview = None if found is None else found[0]
     if preview is not None and (preview.status != PreviewStatus.QUEUED or not _preview_change_at(preview, start)):
         took = False
         preview = _preview_change(preview_id, start)
