@@ -9,7 +9,7 @@ import warnings
 import zlib
 
 import pytest
-from PIL import Image, ImageCms, PngImagePlugin
+from PIL import Image, ImageCms, ImageFilter, ImageOps, ImageStat, PngImagePlugin
 
 from avatar_creator import images
 from avatar_creator.images import (
@@ -458,6 +458,22 @@ def test_make_thumbnail_half_body_of_a_wide_image_crops_the_centre():
     thumb = _open(make_thumbnail(wide))
 
     assert [_pixel_close(thumb.getpixel((x, 150)), BLUE) for x in (5, 150, 295)] == [True, True, True]
+
+
+def _edge_variance(img: Image.Image) -> float:
+    return ImageStat.Stat(img.convert("L").filter(ImageFilter.FIND_EDGES)).var[0]
+
+
+def test_make_thumbnail_keeps_a_photos_detail():
+    """The cheap path (box average, then Lanczos) keeps about the detail of Lanczos over the whole picture (0.80 of
+    its edge variance; bicubic from half the size keeps 0.76). A softer shortcut (bicubic after a box average by 3:
+    0.69) fails this."""
+    noise = Image.effect_noise((1024, 1024), 40).filter(ImageFilter.GaussianBlur(1.2))
+    photo = Image.merge("RGB", (noise, noise.transpose(Image.Transpose.ROTATE_90), noise))
+    whole = ImageOps.fit(photo, (300, 300), method=Image.Resampling.LANCZOS)
+    reference = _open(images.encode_image(whole, quality=85, optimize=True))  # the thumbnail's own JPEG settings
+
+    assert _edge_variance(_open(make_thumbnail(photo))) >= 0.75 * _edge_variance(reference)
 
 
 def test_make_thumbnail_refuses_unknown_body_type():
