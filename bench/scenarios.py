@@ -594,9 +594,9 @@ def scenario_read(ctx: Context) -> dict:
     (ctx.stack.floor_dir / "status.json").write_text(json.dumps(status_body))
     (ctx.stack.floor_dir / "avatars.json").write_text(json.dumps(list_body))
     status = run_loadgen(ctx, status_path, user.token)
-    status["floor"] = run_loadgen(ctx, "/bench/floor/status", user.token)
+    status["floor"] = run_loadgen(ctx, "/api/bench/floor/status", user.token)
     listing = run_loadgen(ctx, list_path, user.token)
-    listing["floor"] = run_loadgen(ctx, "/bench/floor/avatars", user.token)
+    listing["floor"] = run_loadgen(ctx, "/api/bench/floor/avatars", user.token)
     listing["avatars_in_list"] = len(list_body["avatars"])
     for route in (status, listing):
         floor_cpu = route["floor"].get("server_cpu_ms_per_request")

@@ -1,8 +1,10 @@
-"""The site's URLconf plus the floor: `GET /bench/floor/<name>` answers a JSON document held in memory.
+"""The site's URLconf plus the floor: `GET /api/bench/floor/<name>` answers a JSON document held in memory.
 
-The floor is what Django itself costs for an answer of the same size, served by the same gunicorn with the same
-middleware: no authentication, no query, no serializer. The benchmark writes the document (the exact body a hot
-route answered) to BENCH_FLOOR_DIR/<name>.json before it loads the floor; the view reads it once and keeps it.
+The floor is what Django itself costs for an answer of the same size, served by the same server with the same
+middleware (under /api/ like the API's routes: asked with the same Bearer token, it goes past the browser middleware
+as they do, lumiku/browser.py): no authentication, no query, no serializer. The benchmark writes the document (the
+exact body a hot route answered) to BENCH_FLOOR_DIR/<name>.json before it loads the floor; the view reads it once and
+keeps it.
 """
 
 import json
@@ -31,4 +33,4 @@ def floor(request, name: str):
     return JsonResponse(document)
 
 
-urlpatterns = [re_path(r"^bench/floor/(?P<name>[a-z-]{1,40})$", floor), *site_urlpatterns]
+urlpatterns = [re_path(r"^api/bench/floor/(?P<name>[a-z-]{1,40})$", floor), *site_urlpatterns]

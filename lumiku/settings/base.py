@@ -50,13 +50,15 @@ MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Sessions, their user, messages and htmx: Django's and django-htmx's, gone past by an API call with a Bearer
+    # token, which needs none of them (lumiku/browser.py).
+    "lumiku.browser.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "lumiku.browser.AuthenticationMiddleware",
+    "lumiku.browser.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_htmx.middleware.HtmxMiddleware",
+    "lumiku.browser.HtmxMiddleware",
     # Under DEBUG, /api/ errors keep the JSON envelope instead of Django's debug pages (lumiku/errors.py).
     "lumiku.errors.ApiDebugErrorMiddleware",
 ]
