@@ -1,8 +1,8 @@
 """What only a browser's requests need: the session, its user, flash messages and htmx's request details. An API call
 that carries its token (`Authorization: Bearer` on /api/) needs none of them: DRF authenticates it, and nothing in
 the API reads a session, a message or request.htmx. Going past them takes a sixth off the status poll's CPU
-in-process (1.07 -> 0.89 ms; bench/README.md, issue 13). Subclasses of Django's own classes, so that every check that looks for them (the
-admin's) still finds them, and in the order Django's docs give them.
+in-process (1.07 -> 0.89 ms; bench/README.md, issue 13). Subclasses of Django's own classes, so that every check that
+looks for them (the admin's) still finds them, and in the order Django's docs give them.
 """
 
 import django_htmx.middleware as htmx
