@@ -21,7 +21,9 @@ from avatar_creator import services, tasks
 logger = logging.getLogger(__name__)
 
 _pool: ThreadPoolExecutor | None = None
+_sweeper: threading.Thread | None = None
 _pool_lock = threading.Lock()
+_stopped = threading.Event()
 
 
 def _in_process() -> bool:
@@ -49,7 +51,11 @@ def enqueue_webhook(preview_id) -> None:
 
 
 def _background(function, *args) -> None:
-    _get_pool().submit(_job, function, *args)
+    pool = _get_pool()
+    if pool is None:
+        logger.info("not running %s%r: the background pool has stopped", function.__name__, args)
+        return
+    pool.submit(_job, function, *args)
 
 
 def _later(seconds: float, function, *args) -> None:
@@ -83,31 +89,46 @@ def _deliver_webhook(preview_id: str, attempt: int) -> None:
         _later(retry_in, _deliver_webhook, preview_id, attempt + 1)
 
 
-def _get_pool() -> ThreadPoolExecutor:
-    global _pool
+def _get_pool() -> ThreadPoolExecutor | None:
+    """The pool, started with its sweep on first use; None once stopped."""
+    global _pool, _sweeper
     with _pool_lock:
-        if _pool is None:
+        if _pool is None and not _stopped.is_set():
             _pool = ThreadPoolExecutor(
                 max_workers=max(settings.AVATAR_BACKGROUND_WORKERS, 1), thread_name_prefix="preview"
             )
-            sweeper = threading.Thread(target=_sweep, name="preview-sweeper", daemon=True)
-            sweeper.start()
+            _sweeper = threading.Thread(target=_sweep, name="preview-sweeper", daemon=True)
+            _sweeper.start()
         return _pool
 
 
+def stop(timeout: float = 10) -> None:
+    """Stop the pool and its sweep for good: waits for the jobs running (queued ones are dropped) and the sweep's
+    current pass. For the end of a test session, whose database goes away; a process that simply ends needs nothing."""
+    global _pool, _sweeper
+    with _pool_lock:
+        _stopped.set()
+        pool, sweeper, _pool, _sweeper = _pool, _sweeper, None, None
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
+    if sweeper is not None:
+        sweeper.join(timeout)
+
+
 def _sweep() -> None:
-    """Pick up what a restart left queued, then re-queue previews whose thread died, every little while."""
+    """Pick up what a restart left queued, then re-queue previews whose thread died, every little while, until
+    stopped."""
     first = True
-    while True:
+    while not _stopped.is_set():
         close_old_connections()
         try:
             if first:
                 for preview_id in services.previews_queued_ids():
-                    _get_pool().submit(_job, _run_preview, str(preview_id))
+                    _background(_run_preview, str(preview_id))
             services.previews_reap_stuck()
         except Exception:
             logger.exception("the background sweep failed")
         finally:
             connection.close()
         first = False
-        threading.Event().wait(settings.AVATAR_REAP_INTERVAL)
+        _stopped.wait(settings.AVATAR_REAP_INTERVAL)

@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from avatar_creator import services
+from avatar_creator import queue, services
 from avatar_creator.services import previews
 from tests.fake_image_api import fake_image_api_fixture  # noqa: F401 - fixtures shared by every test module
 from tests.worker import celery_worker_fixture, worker_env_fixture  # noqa: F401
@@ -19,6 +19,15 @@ _counter = itertools.count(1)
 def _test_media_root():
     yield
     shutil.rmtree(settings.TEST_MEDIA_ROOT, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _background_pool_stopped(django_db_setup):
+    """The embedded default's background pool and its sweep (avatar_creator/queue.py) stop before the test database
+    is dropped (this fixture is set up after it, so torn down before it): a sweep waking after the last test would
+    find the database gone."""
+    yield
+    queue.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -500,3 +500,25 @@ print(" ".join(sorted(set(p.status for p in previews))))
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split()[-1:] == ["succeeded"], result.stderr[-3000:]
     assert "database is locked" not in result.stderr
+
+
+def test_the_background_pool_stops_for_good(monkeypatch):
+    """queue.stop() (the test session's end): the sweep ends, the pool is gone and nothing starts it again."""
+    import threading
+
+    from avatar_creator import queue
+
+    monkeypatch.setattr(queue, "_stopped", threading.Event())  # this test's own stop; the session's comes later
+    monkeypatch.setattr(queue, "_pool", None)
+    monkeypatch.setattr(queue, "_sweeper", None)
+    monkeypatch.setattr(queue, "_sweep", lambda: queue._stopped.wait(60))
+    ran = threading.Event()
+    queue._background(ran.set)
+    assert ran.wait(5)
+    sweeper = queue._sweeper
+    assert sweeper.is_alive()
+    queue.stop()
+    assert not sweeper.is_alive()
+    assert (queue._pool, queue._sweeper) == (None, None)
+    queue._background(lambda: pytest.fail("ran after the stop"))
+    assert queue._pool is None
