@@ -2,6 +2,7 @@
 request gets them as before (issue 13)."""
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from asgiref.sync import iscoroutinefunction
@@ -34,7 +35,9 @@ def through_the_chain(request, *, is_async: bool = False) -> set[str]:
         handler = middleware(handler)
     if is_async:
         assert iscoroutinefunction(handler)
-        response = asyncio.run(handler(request))
+        # On a thread of its own: the browser tests' Playwright may have left an event loop running on this one.
+        with ThreadPoolExecutor(1) as thread:
+            response = thread.submit(asyncio.run, handler(request)).result()
     else:
         response = handler(request)
     assert response.status_code == 200
