@@ -5,6 +5,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
+from django.db import connection
 from rest_framework.test import APIClient
 
 from avatar_creator import queue, services
@@ -22,12 +23,19 @@ def _test_media_root():
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _background_pool_stopped(django_db_setup):
-    """The embedded default's background pool and its sweep (avatar_creator/queue.py) stop before the test database
-    is dropped (this fixture is set up after it, so torn down before it): a sweep waking after the last test would
-    find the database gone."""
+def _test_database_left_alone(django_db_setup, django_db_blocker):
+    """Before the test database is dropped (this fixture is set up after it, so torn down before it): the embedded
+    default's background pool and its sweep stop (avatar_creator/queue.py), and the sessions other threads still hold
+    end. lumiku.asgi's thread pools (a2wsgi) keep their threads, and each thread its persistent connection, as in
+    production; PostgreSQL refuses to drop a database with sessions on it."""
     yield
     queue.stop()
+    if connection.vendor == "postgresql":
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
 
 
 @pytest.fixture(autouse=True)
