@@ -396,12 +396,9 @@ class PreviewViewSet(viewsets.ViewSet):
     def dispatch(self, request, *args, **kwargs):
         # The status poll, the API's hottest call: a GET with a Bearer token that takes JSON is authenticated and read
         # in one query (authenticate_with_preview) and answered here, without DRF's request wrapper, negotiation and
-        # response (~1/10 of its CPU, bench/README.md, issue 13). What this does not answer (another token or user,
-        # a session, HTML or `?format=`, HEAD) goes the usual way, where the same one-query read is tried in
-        # `initial` unless it was tried here.
-        self._read, self._read_tried = None, False
+        # response (bench/README.md, issue 13). What this does not answer (another token or user, a session, HTML or
+        # `?format=`, HEAD) goes the usual way: DRF's authenticators, then the read.
         if request.method == "GET" and self.action_map.get("get") == "retrieve" and _takes_plain_json(request):
-            self._read_tried = True
             preview = authenticate_with_preview(request, kwargs.get("pk"))
             if preview is not None:
                 body, headers = self._status_answer(request, preview)
@@ -411,14 +408,7 @@ class PreviewViewSet(viewsets.ViewSet):
                 return response
         return super().dispatch(request, *args, **kwargs)
 
-    def initial(self, request, *args, **kwargs):
-        if self.action == "retrieve" and not self._read_tried:
-            self._read = authenticate_with_preview(request, kwargs.get("pk"))
-        super().initial(request, *args, **kwargs)
-
     def _preview(self, request, pk):
-        if self._read is not None:  # read with the authentication (initial)
-            return self._read
         return selectors.preview_get_for_user(user=request.user, preview_id=pk)
 
     @extend_schema(
