@@ -11,8 +11,14 @@ from django.contrib.messages import middleware as messages
 from django.contrib.sessions import middleware as sessions
 
 
+def is_api_path(request) -> bool:
+    """Whether the request is for the JSON API: its path under /api/ as the URL patterns see it (`path_info`, without
+    the script prefix a deployment may mount the site under; CORS_URLS_REGEX is matched against the same)."""
+    return request.path_info.startswith("/api/")
+
+
 def is_token_api_call(request) -> bool:
-    return request.path_info.startswith("/api/") and request.META.get("HTTP_AUTHORIZATION", "")[:7].lower() == "bearer "
+    return is_api_path(request) and request.META.get("HTTP_AUTHORIZATION", "")[:7].lower() == "bearer "
 
 
 class _BrowserOnly:

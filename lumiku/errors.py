@@ -10,12 +10,9 @@ from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 
 from avatar_creator.errors import PayloadTooLarge, error_response
+from lumiku.browser import is_api_path as _wants_json
 
 logger = logging.getLogger("django.request")
-
-
-def _wants_json(request) -> bool:
-    return request.path.startswith("/api/")
 
 
 def handler400(request, exception=None):

@@ -372,6 +372,22 @@ def test_api_unknown_path_answers_the_envelope_without_debug():
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("debug", [False, True])
+def test_api_envelope_follows_the_path_under_a_script_prefix(settings, debug):
+    """Mounted under a prefix (SCRIPT_NAME), the site's paths are the same below it: the API's errors keep the envelope
+    and the pages keep their HTML (both are told apart by the path the URL patterns see, not the full one)."""
+    settings.DEBUG = debug
+    api = Client().get("/api/no-such-thing", SCRIPT_NAME="/lumiku")
+    page = Client().get("/no-such-page", SCRIPT_NAME="/lumiku")
+    mounted_api = Client().get("/lumiku/api/no-such-thing")  # not the API: /lumiku is only a prefix when mounted
+
+    assert api.status_code == page.status_code == mounted_api.status_code == 404
+    assert api.json() == {"success": False, "error": {"code": "NOT_FOUND", "message": "Not found."}}
+    assert page["Content-Type"].startswith("text/html")
+    assert mounted_api["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.django_db
 def test_ui_unknown_path_keeps_the_html_page_under_debug(settings):
     settings.DEBUG = True
     response = Client().get("/no-such-page")
