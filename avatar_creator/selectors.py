@@ -145,6 +145,12 @@ _TOKEN_FIELDS = [field.attname for field in ApiToken._meta.concrete_fields]
 _USER_FIELDS = [field.attname for field in User._meta.concrete_fields]
 
 
+# What makes a token good, in one place for both reads below: its digest is known and its user is active (the lookups,
+# `user` leading from the queried model to the user: "" or "owner__"), and it has not expired (`_token_of`).
+def _token_of_active_user(user: str, digest) -> dict:
+    return {f"{user}auth_token_set__digest": digest, f"{user}is_active": True}
+
+
 def _token_columns(path: str) -> dict:
     """The token's columns as annotations named token_<field>, `path` leading from the queried model to it."""
     return {f"token_{name}": F(f"{path}{name}") for name in _TOKEN_FIELDS}
@@ -162,7 +168,7 @@ def _token_of(user, columns: dict) -> ApiToken | None:
 
 _TOKEN_OF_ACTIVE_USER = PreparedRead(
     User,
-    lambda digest: User._default_manager.filter(auth_token_set__digest=digest, is_active=True).annotate(
+    lambda digest: User._default_manager.filter(**_token_of_active_user("", digest)).annotate(
         **_token_columns("auth_token_set__")
     ),
     digest=ApiToken._meta.pk,
@@ -180,7 +186,7 @@ def token_lookup(*, digest: str) -> ApiToken | None:
 # token is its owner's; anything else goes the usual way (authentication, then preview_get_for_user).
 _PREVIEW_WITH_TOKEN = PreparedRead(
     Preview,
-    lambda pk, digest: _preview_query(pk=pk, owner__auth_token_set__digest=digest, owner__is_active=True).annotate(
+    lambda pk, digest: _preview_query(pk=pk, **_token_of_active_user("owner__", digest)).annotate(
         **{f"user_{name}": F(f"owner__{name}") for name in _USER_FIELDS}, **_token_columns("owner__auth_token_set__")
     ),
     pk=Preview._meta.pk,
