@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import connection
+from django.db.backends.base.creation import TEST_DATABASE_PREFIX
 from rest_framework.test import APIClient
 
 from avatar_creator import queue, services
@@ -30,7 +31,8 @@ def _test_database_left_alone(django_db_setup, django_db_blocker):
     production; PostgreSQL refuses to drop a database with sessions on it."""
     yield
     queue.stop()
-    if connection.vendor == "postgresql":
+    # A run of tests that need no database made none (pytest-django sets up only the databases the tests ask for).
+    if connection.vendor == "postgresql" and connection.settings_dict["NAME"].startswith(TEST_DATABASE_PREFIX):
         with django_db_blocker.unblock(), connection.cursor() as cursor:
             cursor.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
