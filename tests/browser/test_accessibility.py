@@ -12,6 +12,7 @@ from avatar_creator import services
 from avatar_creator.models import Preview
 from tests.browser.axe import serious_violations
 from tests.browser.steps import create_project, describe, expect_phase_two, generate, open_avatar_form, sign_up
+from tests.factories import load_presets
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,6 +28,7 @@ def held_queue(monkeypatch):
 
 @pytest.mark.parametrize("size", [PHONE, DESKTOP], ids=["phone", "desktop"])
 def test_every_page_and_modal_state_has_no_serious_axe_violations(open_page, held_queue, size):
+    load_presets()  # as shipped: the landing's strip and the form's gallery are on the pages
     page = open_page(*size)
     page.emulate_media(reduced_motion="reduce")
     found = []

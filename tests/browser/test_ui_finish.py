@@ -309,6 +309,17 @@ def test_phone_journey_keeps_each_steps_primary_action_in_view(open_page):
     page = open_page(390, 844)
     page.goto("/")
     expect(page.locator("main").get_by_role("link", name="Sign up free")).to_be_in_viewport()
+    # The landing's presets keep their size (8.5rem) in a strip that scrolls sideways; the page itself does not.
+    presets = page.locator(".landing-preset-list .preset")
+    expect(presets.first).to_be_visible()
+    widths = presets.evaluate_all("els => els.map(e => e.getBoundingClientRect().width)")
+    assert len(widths) > 3 and all(abs(width - 136) < 1 for width in widths), widths
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    strip = page.locator(".landing-preset-list")
+    strip.focus()  # a keyboard reaches the strip and scrolls it
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function("el => el.scrollLeft > 0", arg=strip.element_handle())
     sign_up(page, "sari")
     expect(page.get_by_role("button", name="New project")).to_be_in_viewport()
     page.get_by_role("button", name="New project").click()
