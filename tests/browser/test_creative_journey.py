@@ -141,13 +141,14 @@ def test_journey_upload_an_own_photo(open_page):
     page.get_by_role("button", name="Upload photo").click()
     modal = page.locator("#modal")
     expect(page.locator("#modal-title")).to_have_text("Upload a photo")
+    preview = modal.locator("[data-photo-preview]")
+    expect(preview).to_be_hidden()  # nothing picked yet: no empty picture frame
 
     buffer = io.BytesIO()
     Image.new("RGB", (320, 240), (200, 80, 40)).save(buffer, "JPEG")
     modal.get_by_label("Photo").set_input_files(
         {"name": "me.jpg", "mimeType": "image/jpeg", "buffer": buffer.getvalue()}
     )
-    preview = modal.locator("[data-photo-preview]")
     expect(preview).to_be_visible()
     page.wait_for_function("img => img.complete && img.naturalWidth === 320", arg=preview.element_handle())
     modal.get_by_label("Name").fill("My photo")

@@ -342,3 +342,33 @@ def test_phone_journey_keeps_each_steps_primary_action_in_view(open_page):
     modal.get_by_role("button", name="Save · 10 credits").click()
     expect(modal).to_be_hidden()
     expect(page.locator("#avatar-grid .avatar-card")).to_have_count(1)
+
+
+# Text that wraps on a phone wraps between words: the body's `overflow-wrap: anywhere` (long names never push a phone
+# screen sideways) once let flex items and table columns shrink until a word broke into pieces.
+BROKEN_WORDS = """els => els.filter(el => {
+    const range = document.createRange();
+    range.selectNodeContents(el);
+    return range.getClientRects().length > 1;
+}).map(el => el.textContent.trim())"""
+
+
+def test_phone_screens_break_lines_between_words_only(open_page):
+    page = open_page(390, 844)
+    sign_up(page, "wulan")
+    create_project(page, "A project with a rather long name to see how it wraps on a phone")
+    assert page.locator(".breadcrumb a").evaluate_all(BROKEN_WORDS) == []
+    expect(page.locator(".breadcrumb [aria-current]")).to_be_visible()
+
+    page.goto("/account/credits")
+    cells = page.locator(".ledger th, .ledger .num")
+    expect(cells).to_have_count(6)  # four headings, the sign-up bonus and the balance after it
+    assert cells.evaluate_all(BROKEN_WORDS) == []
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+    page.goto("/account/tokens")
+    page.get_by_label("Token name").fill("Laptop script for the weekly portraits")
+    page.get_by_role("button", name="Create token").click()
+    expect(page.locator(".tokens").get_by_role("button", name="Revoke")).to_be_visible()
+    # The whole table fits: Revoke is on the screen, not in a part of the table scrolled out of sight.
+    assert page.locator(".table-wrap").evaluate("wrap => wrap.scrollWidth <= wrap.clientWidth")
