@@ -372,3 +372,35 @@ def test_phone_screens_break_lines_between_words_only(open_page):
     expect(page.locator(".tokens").get_by_role("button", name="Revoke")).to_be_visible()
     # The whole table fits: Revoke is on the screen, not in a part of the table scrolled out of sight.
     assert page.locator(".table-wrap").evaluate("wrap => wrap.scrollWidth <= wrap.clientWidth")
+
+
+SPILLED_LABELS = "els => els.filter(el => el.scrollWidth > el.clientWidth).map(el => el.textContent.trim())"
+
+
+def test_narrowest_phone_keeps_every_label_inside_its_button(open_page):
+    """At 320 px (the narrowest phones): the header's buttons stay on one line, and the actions pinned to the bottom of
+    a preview and of the pick grid keep each label inside its button (the last one may take a row of its own)."""
+    page = open_page(320, 640)
+    sign_up(page, "tari")
+    assert page.locator(".header-nav .btn").evaluate_all(BROKEN_WORDS) == []
+    create_project(page, "Narrow")
+    open_avatar_form(page)
+    describe(page)
+    generate(page)
+    expect_phase_two(page)
+    actions = page.locator("#modal .preview-actions .btn")
+    expect(actions).to_have_count(3)
+    assert actions.evaluate_all(SPILLED_LABELS) == []
+    for index in range(3):
+        expect(actions.nth(index)).to_be_in_viewport()
+
+    page.locator("#modal").get_by_role("button", name="Cancel").click()
+    expect(page.locator("#modal")).to_be_hidden()
+    open_avatar_form(page)
+    describe(page)
+    page.locator("#modal").get_by_label("4", exact=True).check()
+    generate(page)
+    expect(page.locator("#modal-title")).to_have_text("Pick your favourites")
+    assert actions.evaluate_all(SPILLED_LABELS) == []
+    for index in range(actions.count()):
+        expect(actions.nth(index)).to_be_in_viewport()
