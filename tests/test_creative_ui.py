@@ -150,6 +150,24 @@ def test_pick_grid_saves_the_picked_previews_each_charged(alice_client, alice, p
     assert "Saved 2 avatars." in text(response)
 
 
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        # No name: the description's first words stand for it, and the picks still tell themselves apart.
+        ("", [f"Professional Indonesian woman with modern hijab - Variation {n}" for n in (1, 2)]),
+        # The longest name: cut to leave room for the number, never the number cut off.
+        ("N" * 100, [f"{'N' * 86} - Variation {n}" for n in (1, 2)]),
+    ],
+    ids=["blank", "longest"],
+)
+def test_pick_grid_names_each_saved_avatar_apart(alice_client, alice, project, name, expected):
+    previews = batch(alice, project, 2)
+    body = {"grid": "1", "name": name, "pick": [str(p.pk) for p in previews]}
+    assert alice_client.post(preview_url(project, previews[0], "save"), body, **HTMX).status_code == 200
+    names = sorted(Avatar.objects.values_list("name", flat=True))
+    assert names == expected and all(len(n) <= 100 for n in names)
+
+
 def test_pick_grid_with_nothing_picked_saves_nothing(alice_client, alice, project):
     previews = batch(alice, project, 2)
     response = alice_client.post(preview_url(project, previews[0], "save"), {"grid": "1"}, **HTMX)

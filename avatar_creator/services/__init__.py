@@ -20,7 +20,6 @@ from avatar_creator.services.avatars import (
     avatar_upload,
     avatars_generate,
     preview_save,
-    variation_name,
 )
 from avatar_creator.services.credits import (
     credit_account_for_user,
@@ -86,5 +85,4 @@ __all__ = [
     "tokens_revoke",
     "tokens_revoke_all",
     "user_register",
-    "variation_name",
 ]

@@ -34,11 +34,14 @@ def avatar_delete(*, avatar: Avatar) -> None:
 
 
 def preview_save(
-    *, user, project: Project, preview_id, name: str | None = None, hold: CreditHold | None = None
-) -> tuple[Avatar, bool]:
+    *, user, project: Project, preview_id, name: str | None = None, variation: tuple[int, int] = (1, 1),
+    hold: CreditHold | None = None,
+) -> tuple[Avatar, bool]:  # fmt: skip
     """Save a succeeded preview as an avatar and charge for it (out of `hold` when given), in one transaction.
 
-    Returns (avatar, created). Saving the same preview again returns its avatar and charges nothing.
+    `variation` (number, count) names one of several saved together "<name> - Variation <number>"; without a name,
+    the first words of the description stand for it. Returns (avatar, created). Saving the same preview again
+    returns its avatar and charges nothing.
     """
     with transaction.atomic():
         preview = Preview.objects.select_for_update().filter(pk=preview_id, owner=user, project=project).first()
@@ -63,7 +66,7 @@ def preview_save(
             ) from None
         avatar = Avatar(
             project=project,
-            name=name or _default_avatar_name(preview),
+            name=_variation_name(name or _default_avatar_name(preview), *variation),
             source_type=SourceType.AI_GENERATED,
             generation_prompt=preview.prompt,
             enhanced_prompt=preview.enhanced_prompt,
@@ -193,11 +196,13 @@ def avatars_generate(
     return previews, avatars
 
 
-def variation_name(name: str, number: int, count: int) -> str:
-    """ "Name - Variation i" for one of several avatars saved together; the name itself for one (or when blank)."""
-    if not name or count == 1:
+def _variation_name(name: str, number: int, count: int) -> str:
+    """ "Name - Variation i" for one of several avatars saved together (the name kept whole to the suffix's room);
+    the name itself for one."""
+    if count == 1:
         return name
-    return f"{name} - Variation {number}"[:NAME_MAX_CHARS]
+    suffix = f" - Variation {number}"
+    return name[: NAME_MAX_CHARS - len(suffix)].rstrip() + suffix
 
 
 def _variations_request(*, user, project: Project, persona: Persona, seed: int | None, count: int) -> list[Preview]:
@@ -217,8 +222,8 @@ def _variations_save(*, user, project: Project, name: str, previews: list[Previe
         if preview.status != PreviewStatus.SUCCEEDED:
             continue
         try:
-            avatar, _ = preview_save(user=user, project=project, preview_id=preview.pk, hold=hold,
-                                     name=variation_name(name, i, len(previews)))  # fmt: skip
+            avatar, _ = preview_save(user=user, project=project, preview_id=preview.pk, hold=hold, name=name,
+                                     variation=(i, len(previews)))  # fmt: skip
         except ServiceError as exc:
             first_error = first_error or exc
             continue

@@ -421,10 +421,9 @@ def preview_save(request, project_id, preview_id):
     name = form.cleaned_data["name"]
     saved, error = [], None
     for number, pick in enumerate(picks, start=1):
-        pick_name = services.variation_name(name, number, len(picks))
         try:
             saved.append(services.preview_save(user=request.user, project=project, preview_id=pick.pk,
-                                               name=pick_name or None))  # fmt: skip
+                                               name=name or None, variation=(number, len(picks))))  # fmt: skip
         except ServiceError as exc:
             error = exc
             break
