@@ -18,6 +18,7 @@ from tests.browser.steps import (
     sign_up,
     wait_until,
 )
+from tests.factories import load_presets
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -404,3 +405,22 @@ def test_narrowest_phone_keeps_every_label_inside_its_button(open_page):
     assert actions.evaluate_all(SPILLED_LABELS) == []
     for index in range(actions.count()):
         expect(actions.nth(index)).to_be_in_viewport()
+
+
+def test_a_tall_form_keeps_its_actions_in_view_on_a_laptop_screen(open_page):
+    """With the preset gallery above it, the form is taller than the dialog: Close and Generate stay at the dialog's
+    bottom edge while the form is in view (as the dialog opens, the description's box focused; scrolled to the end)."""
+    load_presets()
+    page = open_page(1280, 720)
+    sign_up(page, "rina")
+    create_project(page, "Laptop")
+    open_avatar_form(page)
+    modal = page.locator("#modal")
+    assert modal.evaluate("dialog => dialog.scrollHeight > dialog.clientHeight")  # the form does scroll
+    expect(modal.get_by_label("Describe the person")).to_be_focused()
+    for where in ("as opened", "at the end"):
+        if where == "at the end":
+            modal.evaluate("dialog => { dialog.scrollTop = dialog.scrollHeight; }")
+        for name in ("Close", "Generate preview"):
+            button = modal.locator(".modal-actions").get_by_role("button", name=name, exact=True)
+            expect(button, f"{name}, the dialog {where}").to_be_in_viewport(ratio=1)
