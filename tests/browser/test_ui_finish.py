@@ -382,10 +382,14 @@ def test_narrowest_phone_keeps_every_label_inside_its_button(open_page):
     """At 320 px (the narrowest phones): the header's buttons stay on one line, and the actions pinned to the bottom of
     a preview and of the pick grid keep each label inside its button (the last one may take a row of its own)."""
     page = open_page(320, 640)
+    no_sideways_scroll = "document.documentElement.scrollWidth <= window.innerWidth"
     sign_up(page, "tari")
     assert page.locator(".header-nav .btn").evaluate_all(BROKEN_WORDS) == []
+    assert page.evaluate(no_sideways_scroll)  # the header fits: the logo stands for the name
+    expect(page.get_by_role("link", name="Lumiku", exact=True)).to_be_visible()
     create_project(page, "Narrow")
     open_avatar_form(page)
+    assert page.evaluate(no_sideways_scroll)
     describe(page)
     generate(page)
     expect_phase_two(page)
