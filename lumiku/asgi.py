@@ -22,5 +22,9 @@ wsgi_application = get_wsgi_application()
 django_application = WSGIMiddleware(wsgi_application, workers=WEB_THREADS)
 
 from avatar_creator.api.waiting import WaitingRoutes  # noqa: E402 - needs the apps loaded above
+from lumiku.metrics import CountedRequests  # noqa: E402
 
-application = WaitingRoutes(django_application, blocking=WSGIMiddleware(wsgi_application, workers=LEGACY_WAIT_THREADS))
+# Each request counted once in the metrics, however many calls of Django a waiting route makes for it.
+application = CountedRequests(
+    WaitingRoutes(django_application, blocking=WSGIMiddleware(wsgi_application, workers=LEGACY_WAIT_THREADS))
+)

@@ -1,7 +1,8 @@
 """Prometheus metrics at `GET /metrics` (prometheus_client), for operators at scale.
 
 - Requests: `lumiku_http_requests_total{method, route, status}` and `lumiku_http_request_duration_seconds{method,
-  route}`, counted by MetricsMiddleware in each web process (`route` is the URL pattern, never the raw path). A
+  route}`, counted by MetricsMiddleware in each web process (`route` is the URL pattern, never the raw path); under
+  lumiku.asgi by CountedRequests, once per client request however many Django calls a waiting route makes. A
   server with several worker processes (granian --workers) sets PROMETHEUS_MULTIPROC_DIR (an empty folder per start;
   the image's entrypoint empties it) so every worker's counts are summed.
 - The product, read from the database at scrape time so that the web processes and the Celery workers agree:
@@ -22,6 +23,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db.models import Count, Q, Sum
 from django.http import HttpResponse
+from django.urls import Resolver404, resolve
 from django.utils.crypto import constant_time_compare
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -157,12 +159,67 @@ def _is_scrape(request) -> bool:
     return bool(settings.METRICS_TOKEN) and request.path_info.rstrip("/") == METRICS_PATH
 
 
+# Under lumiku.asgi a client's request is counted by CountedRequests, once, as the client saw it: the waiting routes
+# call Django several times for one request (the status read again after each change, generate-preview asked with
+# respond-async first), and each call would otherwise be counted as a request of its own, with its own short time.
+_COUNTED_ONCE = "lumiku.counted_once"
+
+
+def _observe(method: str, route: str, status: int, seconds: float) -> None:
+    method = method if method in _METHODS else "OTHER"
+    REQUESTS.labels(method, route, str(status)).inc()
+    REQUEST_DURATION.labels(method, route).observe(seconds)
+
+
 def _count(request, response, started: float) -> None:
     match = getattr(request, "resolver_match", None)
     route = (match.route or match.view_name) if match is not None else "unmatched"
-    method = request.method if request.method in _METHODS else "OTHER"
-    REQUESTS.labels(method, route, str(response.status_code)).inc()
-    REQUEST_DURATION.labels(method, route).observe(time.perf_counter() - started)
+    scope = getattr(request, "scope", None) or request.META.get("asgi.scope")  # a2wsgi keeps the ASGI scope here
+    once = scope.get(_COUNTED_ONCE) if scope else None
+    if once is not None:
+        once.setdefault("call", (request.path_info, route))  # the first call's route names the client's request
+        return
+    _observe(request.method, route, response.status_code, time.perf_counter() - started)
+
+
+class CountedRequests:
+    """ASGI middleware in front of lumiku.asgi's whole application: each HTTP request is counted once, with the method
+    and status the client saw and the time until its answer started (for a wait, the whole wait; for an event
+    stream, until the stream opened), under the route of the first Django call made for it, or of the client's own
+    path when that call asked another (the event stream checks with the status read). A request that no Django call
+    saw (the scrape itself, a client gone before any answer) is not counted, as under WSGI."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        once: dict = {}
+        started = time.perf_counter()
+
+        async def counted_send(message):
+            # Counted as the answer starts (the Django calls made for it are over by then), before the client has it.
+            if message["type"] == "http.response.start" and "call" in once and not once.get("counted"):
+                once["counted"] = True
+                seconds = time.perf_counter() - started
+                _observe(scope["method"], _route_asked(scope, *once["call"]), message["status"], seconds)
+            await send(message)
+
+        await self.app({**scope, _COUNTED_ONCE: once}, receive, counted_send)
+
+
+def _route_asked(scope, called_path: str, called_route: str) -> str:
+    path, root = scope["path"], scope.get("root_path", "")
+    path = path[len(root) :] if root and path.startswith(root) else path
+    if path == called_path:
+        return called_route
+    try:
+        match = resolve(path)
+    except Resolver404:
+        return "unmatched"
+    return match.route or match.view_name
 
 
 class MetricsMiddleware(DualModeMiddleware):

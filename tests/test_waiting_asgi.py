@@ -186,6 +186,47 @@ def test_prefer_wait_on_head_waits_too_and_answers_headers_only(server, alice, p
     assert int(response.getheader("Content-Length")) > 0
 
 
+def test_metrics_count_each_client_request_once_as_the_client_saw_it(server, alice, project, settings):
+    """A wait reads the status through Django again after each change, and the event stream checks with the status
+    read: each is still one request in the metrics, under its own route, timed until its answer started."""
+    from django.test import Client
+    from django.urls import resolve
+    from prometheus_client.parser import text_string_to_metric_families
+
+    settings.METRICS_TOKEN = "metrics-token-for-tests"
+
+    def requests() -> dict:
+        scraped = Client().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {settings.METRICS_TOKEN}").content.decode()
+        families = {family.name: family for family in text_string_to_metric_families(scraped)}
+        found = {}
+        for family, suffix in (("lumiku_http_requests", "_total"), ("lumiku_http_request_duration_seconds", "_sum")):
+            for sample in families[family].samples:
+                if sample.name == family + suffix:
+                    labels = sample.labels
+                    key = (family, labels["method"], labels["route"], labels.get("status"))
+                    found[key] = sample.value
+        return found
+
+    queued, streamed = make_preview(alice, project), make_preview(alice, project)
+    before = requests()
+    later(0.4, cancel, queued.pk)
+    assert request(server, "GET", detail(queued.pk), token=alice.token, headers={"Prefer": "wait=20"})[0] == 200
+    reader = EventReader(server, f"{detail(streamed.pk)}/events", token=alice.token)
+    reader.next_event()
+    cancel(streamed.pk)
+    assert reader.next_event() is not None and reader.next_event() is None
+    reader.close()
+    assert request(server, "GET", "/api/auth/me", token=alice.token)[0] == 200
+    after = requests()
+
+    grew = {key: after[key] - before.get(key, 0) for key in after if after[key] != before.get(key, 0)}
+    counts = {key[1:]: value for key, value in grew.items() if key[0] == "lumiku_http_requests"}
+    seconds = {key[1:3]: value for key, value in grew.items() if key[0] != "lumiku_http_requests"}
+    status_read, stream = resolve(detail(queued.pk)).route, resolve(f"{detail(queued.pk)}/events").route
+    assert counts == {("GET", status_read, "200"): 1, ("GET", stream, "200"): 1, ("GET", "api/auth/me/?$", "200"): 1}
+    assert seconds[("GET", status_read)] >= 0.4  # the whole wait, not the last read's few milliseconds
+
+
 def test_prefer_wait_answers_the_current_state_when_the_time_is_up(server, alice, project):
     queued = make_preview(alice, project)
     started = time.monotonic()
