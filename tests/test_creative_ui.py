@@ -274,6 +274,19 @@ def test_upload_page_offers_the_photo_field_and_persona_fields(alice_client, pro
                                                      "body_type"]  # fmt: skip
 
 
+def test_upload_without_a_photo_says_so_at_the_photo_field(alice_client, project):
+    """The photo field is laid out by hand (its label above the drop zone): its label, help text and error stay tied to
+    the input as Django ties them for every other field."""
+    response = alice_client.post(f"/projects/{project.pk}/avatars/upload", {"name": "Me", "body_type": "half_body"},
+                                 **HTMX)  # fmt: skip
+    html = response.content.decode()
+    assert response.status_code == 422
+    assert '<label for="id_image">Photo</label>' in html
+    assert 'aria-describedby="id_image_helptext id_image_error"' in html
+    assert 'id="id_image_helptext"' in html and '<ul class="errorlist" id="id_image_error">' in html
+    assert Avatar.objects.count() == 0
+
+
 def test_upload_adds_the_photo_as_an_uploaded_avatar(alice_client, alice, project):
     photo = SimpleUploadedFile("me.jpg", jpeg(), content_type="image/jpeg")
     response = alice_client.post(f"/projects/{project.pk}/avatars/upload",

@@ -8,6 +8,7 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from avatar_creator.models import Avatar, CreditAccount, Preview, PreviewStatus, Project
+from tests.browser.axe import serious_violations
 from tests.browser.conftest import screenshot
 from tests.browser.steps import create_project, describe, expect_phase_two, generate, open_avatar_form, sign_up
 from tests.factories import load_presets, make_avatar
@@ -143,6 +144,7 @@ def test_journey_upload_an_own_photo(open_page):
     expect(page.locator("#modal-title")).to_have_text("Upload a photo")
     preview = modal.locator("[data-photo-preview]")
     expect(preview).to_be_hidden()  # nothing picked yet: no empty picture frame
+    assert serious_violations(page, "upload dialog") == []
 
     buffer = io.BytesIO()
     Image.new("RGB", (320, 240), (200, 80, 40)).save(buffer, "JPEG")
