@@ -200,9 +200,9 @@ class CountedRequests:
         started = time.perf_counter()
 
         async def counted_send(message):
-            # Counted as the answer starts (the Django calls made for it are over by then), before the client has it.
-            if message["type"] == "http.response.start" and "call" in once and not once.get("counted"):
-                once["counted"] = True
+            # Counted as the answer starts (the Django calls made for it are over by then), before the client has it;
+            # an ASGI answer starts once (the Django calls' own answers go to their own `send`).
+            if message["type"] == "http.response.start" and "call" in once:
                 seconds = time.perf_counter() - started
                 _observe(scope["method"], _route_asked(scope, *once["call"]), message["status"], seconds)
             await send(message)

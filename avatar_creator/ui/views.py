@@ -423,7 +423,7 @@ def preview_save(request, project_id, preview_id):
     for number, pick in enumerate(picks, start=1):
         try:
             saved.append(services.preview_save(user=request.user, project=project, preview_id=pick.pk,
-                                               name=name or None, variation=(number, len(picks))))  # fmt: skip
+                                               name=name, variation=(number, len(picks))))  # fmt: skip
         except ServiceError as exc:
             error = exc
             break
