@@ -21,6 +21,7 @@ import time
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.core.handlers.asgi import get_script_prefix
 from django.db.models import Count, Q, Sum
 from django.http import HttpResponse
 from django.urls import Resolver404, resolve
@@ -211,8 +212,7 @@ class CountedRequests:
 
 
 def _route_asked(scope, called_path: str, called_route: str) -> str:
-    path, root = scope["path"], scope.get("root_path", "")
-    path = path[len(root) :] if root and path.startswith(root) else path
+    path = scope["path"].removeprefix(get_script_prefix(scope))  # request.path_info, as Django's ASGIRequest cuts it
     if path == called_path:
         return called_route
     try:

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -40,9 +41,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def server(settings, monkeypatch):
-    """lumiku.asgi's application under uvicorn on 127.0.0.1, events through real Redis."""
+def _serve(settings, monkeypatch, *, root_path=""):
+    """lumiku.asgi's application under uvicorn on 127.0.0.1 (behind `root_path`, a script prefix, when given), events
+    through real Redis; yields its port."""
     import uvicorn
 
     from lumiku.asgi import application
@@ -52,7 +53,9 @@ def server(settings, monkeypatch):
     # The server's threads close their connections after each request or read, so none outlives the test database.
     monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 0)
     port = free_port()
-    config = uvicorn.Config(application, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+    config = uvicorn.Config(
+        application, host="127.0.0.1", port=port, lifespan="off", log_level="warning", root_path=root_path
+    )
     instance = uvicorn.Server(config)
     thread = threading.Thread(target=instance.run, daemon=True)
     thread.start()
@@ -63,6 +66,18 @@ def server(settings, monkeypatch):
     yield port
     instance.should_exit = True
     thread.join(20)
+
+
+@pytest.fixture
+def server(settings, monkeypatch):
+    yield from _serve(settings, monkeypatch)
+
+
+@pytest.fixture
+def prefixed_server(settings, monkeypatch):
+    """The same, mounted under /lumiku by a proxy that strips the prefix (uvicorn's --root-path): the scope's
+    `root_path` is /lumiku and its `path` carries the prefix, as the ASGI specification says."""
+    yield from _serve(settings, monkeypatch, root_path="/lumiku")
 
 
 @pytest.fixture
@@ -186,27 +201,29 @@ def test_prefer_wait_on_head_waits_too_and_answers_headers_only(server, alice, p
     assert int(response.getheader("Content-Length")) > 0
 
 
+def counted_requests(settings) -> dict:
+    """The request metrics as scraped: {(family, method, route, status): value} of the count and the seconds."""
+    from django.test import Client
+    from prometheus_client.parser import text_string_to_metric_families
+
+    scraped = Client().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {settings.METRICS_TOKEN}").content.decode()
+    families = {family.name: family for family in text_string_to_metric_families(scraped)}
+    found = {}
+    for family, suffix in (("lumiku_http_requests", "_total"), ("lumiku_http_request_duration_seconds", "_sum")):
+        for sample in families[family].samples:
+            if sample.name == family + suffix:
+                labels = sample.labels
+                found[(family, labels["method"], labels["route"], labels.get("status"))] = sample.value
+    return found
+
+
 def test_metrics_count_each_client_request_once_as_the_client_saw_it(server, alice, project, settings):
     """A wait reads the status through Django again after each change, and the event stream checks with the status
     read: each is still one request in the metrics, under its own route, timed until its answer started."""
-    from django.test import Client
     from django.urls import resolve
-    from prometheus_client.parser import text_string_to_metric_families
 
     settings.METRICS_TOKEN = "metrics-token-for-tests"
-
-    def requests() -> dict:
-        scraped = Client().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {settings.METRICS_TOKEN}").content.decode()
-        families = {family.name: family for family in text_string_to_metric_families(scraped)}
-        found = {}
-        for family, suffix in (("lumiku_http_requests", "_total"), ("lumiku_http_request_duration_seconds", "_sum")):
-            for sample in families[family].samples:
-                if sample.name == family + suffix:
-                    labels = sample.labels
-                    key = (family, labels["method"], labels["route"], labels.get("status"))
-                    found[key] = sample.value
-        return found
-
+    requests = partial(counted_requests, settings)
     queued, streamed = make_preview(alice, project), make_preview(alice, project)
     before = requests()
     later(0.4, cancel, queued.pk)
@@ -225,6 +242,39 @@ def test_metrics_count_each_client_request_once_as_the_client_saw_it(server, ali
     status_read, stream = resolve(detail(queued.pk)).route, resolve(f"{detail(queued.pk)}/events").route
     assert counts == {("GET", status_read, "200"): 1, ("GET", stream, "200"): 1, ("GET", "api/auth/me/?$", "200"): 1}
     assert seconds[("GET", status_read)] >= 0.4  # the whole wait, not the last read's few milliseconds
+
+
+def test_waits_behind_a_script_prefix_hold_no_thread_and_count_under_their_route(prefixed_server, alice, project,
+                                                                                settings):  # fmt: skip
+    """Behind a proxy's prefix the waits are still served without a thread each: more of them than the server has
+    request threads, and a cheap request is answered meanwhile (were they Django's, it would queue behind them);
+    the metrics count them under the status read's route."""
+    from django.urls import resolve
+
+    from lumiku.asgi import WEB_THREADS
+
+    settings.METRICS_TOKEN = "metrics-token-for-tests"
+    previews = [make_preview(alice, project) for _ in range(WEB_THREADS + 4)]
+    before = counted_requests(settings)
+    with ThreadPoolExecutor(len(previews)) as pool:
+        calls = [
+            pool.submit(request, prefixed_server, "GET", detail(p.pk), token=alice.token, headers={"Prefer": "wait=30"})
+            for p in previews
+        ]
+        deadline = time.monotonic() + 15
+        while sum(subscribers(p.pk) for p in previews) < len(previews) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        cheap_started = time.monotonic()
+        assert request(prefixed_server, "GET", "/api/auth/me", token=alice.token)[0] == 200
+        cheap = time.monotonic() - cheap_started
+        cancel(*[p.pk for p in previews])
+        answers = [call.result(timeout=40) for call in calls]
+
+    assert [(status, body["preview"]["status"]) for status, _, body in answers] == [(200, "canceled")] * len(previews)
+    assert cheap < 2
+    grew = counted_requests(settings)
+    key = ("lumiku_http_requests", "GET", resolve(detail(previews[0].pk)).route, "200")
+    assert grew[key] - before.get(key, 0) == len(previews)
 
 
 def test_prefer_wait_answers_the_current_state_when_the_time_is_up(server, alice, project):

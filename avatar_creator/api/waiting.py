@@ -27,7 +27,7 @@ from functools import partial
 from io import BytesIO
 
 from django.conf import settings
-from django.core.handlers.asgi import ASGIRequest
+from django.core.handlers.asgi import ASGIRequest, get_script_prefix
 from rest_framework.renderers import JSONRenderer
 
 from avatar_creator import events, selectors
@@ -278,8 +278,8 @@ def _status(body: bytes) -> str | None:
 
 
 def _path(scope) -> str:
-    path, root = scope["path"], scope.get("root_path", "")
-    return path[len(root) :] if root and path.startswith(root) else path
+    """The path the URLconf sees (request.path_info), cut from the scope's as Django's ASGIRequest does."""
+    return scope["path"].removeprefix(get_script_prefix(scope))
 
 
 def _asking(scope, *, method: str | None = None, path: str | None = None, headers=None) -> dict:
