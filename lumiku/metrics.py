@@ -15,6 +15,7 @@
 the health probes it is answered before the Host check, so a scraper may use the container's address.
 """
 
+import asyncio
 import logging
 import os
 import time
@@ -164,6 +165,7 @@ def _is_scrape(request) -> bool:
 # call Django several times for one request (the status read again after each change, generate-preview asked with
 # respond-async first), and each call would otherwise be counted as a request of its own, with its own short time.
 _COUNTED_ONCE = "lumiku.counted_once"
+CLIENT_CLOSED = 499
 
 
 def _observe(method: str, route: str, status: int, seconds: float) -> None:
@@ -187,8 +189,9 @@ class CountedRequests:
     """ASGI middleware in front of lumiku.asgi's whole application: each HTTP request is counted once, with the method
     and status the client saw and the time until its answer started (for a wait, the whole wait; for an event
     stream, until the stream opened), under the route of the first Django call made for it, or of the client's own
-    path when that call asked another (the event stream checks with the status read). A request that no Django call
-    saw (the scrape itself, a client gone before any answer) is not counted, as under WSGI."""
+    path when that call asked another (the event stream checks with the status read). A client that left before its
+    answer started (a wait it gave up on) is counted with status 499, nginx's "client closed request", and the time
+    until the server noticed. The scrape itself, answered by no Django call, is not counted, as under WSGI."""
 
     def __init__(self, app):
         self.app = app
@@ -200,18 +203,33 @@ class CountedRequests:
         once: dict = {}
         started = time.perf_counter()
 
+        def observe(status: int) -> None:
+            called = once.get("call", (None, None))  # none when the client left before Django's call answered
+            _observe(scope["method"], _route_asked(scope, *called), status, time.perf_counter() - started)
+
         async def counted_send(message):
             # Counted as the answer starts (the Django calls made for it are over by then), before the client has it;
             # an ASGI answer starts once (the Django calls' own answers go to their own `send`).
-            if message["type"] == "http.response.start" and "call" in once:
-                seconds = time.perf_counter() - started
-                _observe(scope["method"], _route_asked(scope, *once["call"]), message["status"], seconds)
+            if message["type"] == "http.response.start":
+                once["answered"] = True
+                if "call" in once:
+                    observe(message["status"])
             await send(message)
 
-        await self.app({**scope, _COUNTED_ONCE: once}, receive, counted_send)
+        status = CLIENT_CLOSED
+        try:
+            await self.app({**scope, _COUNTED_ONCE: once}, receive, counted_send)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            status = 500  # the server answers it so
+            raise
+        finally:
+            if "answered" not in once:
+                observe(status)
 
 
-def _route_asked(scope, called_path: str, called_route: str) -> str:
+def _route_asked(scope, called_path: str | None, called_route: str | None) -> str:
     path = scope["path"].removeprefix(get_script_prefix(scope))  # request.path_info, as Django's ASGIRequest cuts it
     if path == called_path:
         return called_route

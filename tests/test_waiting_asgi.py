@@ -219,12 +219,13 @@ def counted_requests(settings) -> dict:
 
 def test_metrics_count_each_client_request_once_as_the_client_saw_it(server, alice, project, settings):
     """A wait reads the status through Django again after each change, and the event stream checks with the status
-    read: each is still one request in the metrics, under its own route, timed until its answer started."""
+    read: each is still one request in the metrics, under its own route, timed until its answer started. A client
+    that leaves a wait before its answer is counted too, with status 499 (client closed request)."""
     from django.urls import resolve
 
     settings.METRICS_TOKEN = "metrics-token-for-tests"
     requests = partial(counted_requests, settings)
-    queued, streamed = make_preview(alice, project), make_preview(alice, project)
+    queued, streamed, left = (make_preview(alice, project) for _ in range(3))
     before = requests()
     later(0.4, cancel, queued.pk)
     assert request(server, "GET", detail(queued.pk), token=alice.token, headers={"Prefer": "wait=20"})[0] == 200
@@ -234,13 +235,28 @@ def test_metrics_count_each_client_request_once_as_the_client_saw_it(server, ali
     assert reader.next_event() is not None and reader.next_event() is None
     reader.close()
     assert request(server, "GET", "/api/auth/me", token=alice.token)[0] == 200
+    status_read, stream = resolve(detail(queued.pk)).route, resolve(f"{detail(queued.pk)}/events").route
+    leaving = http.client.HTTPConnection("127.0.0.1", server, timeout=5)
+    leaving.request("GET", detail(left.pk), headers={"Authorization": f"Bearer {alice.token}", "Prefer": "wait=60"})
+    deadline = time.monotonic() + 10
+    while subscribers(left.pk) == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    leaving.close()
+    closed = ("lumiku_http_requests", "GET", status_read, "499")
+    deadline = time.monotonic() + 10
+    while requests().get(closed, 0) == before.get(closed, 0) and time.monotonic() < deadline:
+        time.sleep(0.05)
     after = requests()
 
     grew = {key: after[key] - before.get(key, 0) for key in after if after[key] != before.get(key, 0)}
     counts = {key[1:]: value for key, value in grew.items() if key[0] == "lumiku_http_requests"}
     seconds = {key[1:3]: value for key, value in grew.items() if key[0] != "lumiku_http_requests"}
-    status_read, stream = resolve(detail(queued.pk)).route, resolve(f"{detail(queued.pk)}/events").route
-    assert counts == {("GET", status_read, "200"): 1, ("GET", stream, "200"): 1, ("GET", "api/auth/me/?$", "200"): 1}
+    assert counts == {
+        ("GET", status_read, "200"): 1,
+        ("GET", stream, "200"): 1,
+        ("GET", "api/auth/me/?$", "200"): 1,
+        ("GET", status_read, "499"): 1,
+    }
     assert seconds[("GET", status_read)] >= 0.4  # the whole wait, not the last read's few milliseconds
 
 
