@@ -1,7 +1,10 @@
 """The UI's rough edges, filed down, in a real browser: keyboard-only and phone journeys, where focus goes after a
 delete, the backdrop, the page following a rename, form errors that clear, the prompt counter."""
 
+import io
+
 import pytest
+from PIL import Image
 from playwright.sync_api import Page, expect
 
 from avatar_creator import services
@@ -409,6 +412,37 @@ def test_narrowest_phone_keeps_every_label_inside_its_button(open_page):
     assert actions.evaluate_all(SPILLED_LABELS) == []
     for index in range(actions.count()):
         expect(actions.nth(index)).to_be_in_viewport()
+
+
+FILE_BUTTON = "input => getComputedStyle(input, '::file-selector-button')"
+INSIDE = """([part, box]) => {
+  const a = part.getBoundingClientRect(), b = box.getBoundingClientRect();
+  return a.left >= b.left - 0.5 && a.right <= b.right + 0.5;
+}"""
+
+
+def test_upload_photo_field_is_a_button_and_its_picture_fits_a_phone(open_page):
+    """The photo field shows the app's button (not the browser's small grey one inside a text box); the picture picked
+    and the help text stay inside the drop zone on a phone."""
+    page = open_page(390, 844)
+    sign_up(page, "ayu")
+    create_project(page, "Photos")
+    page.get_by_role("button", name="Upload photo").click()
+    modal = page.locator("#modal")
+    photo = modal.get_by_label("Photo")
+    button = photo.evaluate(f"input => {{ const b = ({FILE_BUTTON})(input); return [b.minHeight, b.fontWeight]; }}")
+    assert button == ["42px", "600"]
+    assert photo.evaluate("input => getComputedStyle(input).borderTopWidth") == "0px"
+
+    picture = io.BytesIO()
+    Image.new("RGB", (1200, 800), (40, 120, 200)).save(picture, "JPEG")
+    photo.set_input_files({"name": "a-rather-long-file-name-from-the-camera-roll.jpg", "mimeType": "image/jpeg",
+                           "buffer": picture.getvalue()})  # fmt: skip
+    preview = modal.locator("[data-photo-preview]")
+    expect(preview).to_be_visible()
+    zone, form = modal.locator("[data-dropzone]"), modal.locator("form")
+    for part, box in ((zone, form), (preview, zone), (photo, zone), (zone.locator(".helptext"), zone)):
+        assert page.evaluate(INSIDE, [part.element_handle(), box.element_handle()])
 
 
 def test_a_tall_form_keeps_its_actions_in_view_on_a_laptop_screen(open_page):
