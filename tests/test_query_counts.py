@@ -181,9 +181,11 @@ QUERIES = {
     # + its queue position (a count).
     "preview_saved": 1,
     "preview_queued": 2,
-    # The 202 of generate-preview: the project, the rate check and the rows, the answer with the queue counted once
-    # (the answer was written twice, counting the queue twice each time: 4 counts).
-    "generate_preview_accepted": 13,
+    # The 202 of generate-preview: the token with its user, the project; in one transaction (a savepoint here, inside
+    # the test's) the user's row locked, both admission counts in one query, the row; its commit; the queue position.
+    # 13 before: the two counts apart, in a savepoint of their own (and its release), the row read back after it was
+    # queued, and its avatar looked up (a queued preview has none).
+    "generate_preview_accepted": 8,
     # The answer kept whole between changes (answers.py): the token with its user only; built again: + project, avatars.
     "avatar_list": 1,
     "avatar_list_built": 3,

@@ -423,6 +423,8 @@ class PreviewOutput(serializers.ModelSerializer):
         return {"code": preview.error_code, "message": preview.error_message}
 
     def get_avatarId(self, preview) -> str | None:
+        if not preview.is_finished:
+            return None  # only a succeeded preview is ever saved, and a finished one never runs again: no query
         try:
             return str(preview.avatar.pk)
         except Avatar.DoesNotExist:

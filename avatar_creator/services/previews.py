@@ -92,17 +92,16 @@ def previews_request(*, user, project: Project, persona: Persona, seed: int | No
             )
             for i in range(count)
         ]
+        refused: list = []
         for preview in previews:
-            transaction.on_commit(partial(_preview_enqueue, preview_id=preview.pk))
-    for preview in previews:
-        preview.refresh_from_db()
-    refused = [p for p in previews if p.status == PreviewStatus.FAILED and p.error_code == QueueUnavailable.code]
+            transaction.on_commit(partial(_preview_enqueue_noting_refusal, preview.pk, refused))
     if refused:
-        raise QueueUnavailable(details={"previewId": str(refused[0].pk)})
-    return previews
+        raise QueueUnavailable(details={"previewId": str(refused[0])})
+    return previews  # as created: queued (a worker may have taken one since; the answer says how it was accepted)
 
 
-def _preview_enqueue(*, preview_id) -> None:
+def _preview_enqueue(*, preview_id) -> bool:
+    """Hand a committed preview to the queue; False when the broker refused it (the preview is then failed)."""
     from avatar_creator import queue  # queue imports services; importing here keeps the dependency one-way at load
 
     try:
@@ -110,6 +109,13 @@ def _preview_enqueue(*, preview_id) -> None:
     except (kombu.exceptions.OperationalError, OSError) as exc:
         logger.error("could not queue preview %s: %s", preview_id, exc)
         preview_fail(preview_id=preview_id, code=QueueUnavailable.code, message=QueueUnavailable.default_message)
+        return False
+    return True
+
+
+def _preview_enqueue_noting_refusal(preview_id, refused: list) -> None:
+    if _preview_enqueue(preview_id=preview_id) is False:  # (tests stand in a function that returns nothing)
+        refused.append(preview_id)
 
 
 def _preview_change(preview_id, change) -> Preview | None:

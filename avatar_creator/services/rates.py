@@ -13,6 +13,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from avatar_creator import errors
@@ -42,15 +43,24 @@ def preview_rate_check(*, user, count: int = 1) -> None:
     Call it inside the transaction that then creates the previews: it locks the user's row until that transaction
     ends, so concurrent requests are admitted one after another and a burst can never overshoot the limits.
     """
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # a refusal ends the caller's transaction anyway: no savepoint
         get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True).first()
-        _active_check(user=user, count=count)
-        _rate_check(user=user, count=count)
+        limit, window = parse_rate(settings.AVATAR_PREVIEW_RATE)
+        recent = Q(created_at__gte=timezone.now() - window) & ~Q(
+            status=PreviewStatus.FAILED, error_code__in=NOT_THE_USERS_FAULT
+        )
+        active = Q(status__in=ACTIVE_PREVIEW_STATUSES)
+        # Both figures in one query over the user's previews that count for either.
+        counted = Preview.objects.filter(Q(owner=user) & (active | recent)).aggregate(
+            active=Count("pk", filter=active), recent=Count("pk", filter=recent)
+        )
+        _active_check(active=counted["active"], count=count)
+        _rate_check(Preview.objects.filter(recent, owner=user), used=counted["recent"], count=count, limit=limit,
+                    window=window)  # fmt: skip
 
 
-def _active_check(*, user, count: int) -> None:
+def _active_check(*, active: int, count: int) -> None:
     limit = settings.AVATAR_MAX_ACTIVE_PREVIEWS
-    active = Preview.objects.filter(owner=user, status__in=ACTIVE_PREVIEW_STATUSES).count()
     if active + count <= limit:
         return
     retry_after = 10
@@ -61,16 +71,10 @@ def _active_check(*, user, count: int) -> None:
     )
 
 
-def _rate_check(*, user, count: int) -> None:
-    limit, window = parse_rate(settings.AVATAR_PREVIEW_RATE)
-    since = timezone.now() - window
-    recent = Preview.objects.filter(owner=user, created_at__gte=since).exclude(
-        status=PreviewStatus.FAILED, error_code__in=NOT_THE_USERS_FAULT
-    )
-    used = recent.count()
+def _rate_check(recent, *, used: int, count: int, limit: int, window: timedelta) -> None:
     if used + count <= limit:
         return
-    # The request fits once enough of the oldest counted previews have left the window.
+    # The request fits once enough of the oldest counted previews (`recent`) have left the window.
     needed = min(used + count - limit, used) or 1
     freed_at = list(recent.order_by("created_at").values_list("created_at", flat=True)[needed - 1 : needed])
     freed_at = freed_at[0] if freed_at else timezone.now()
