@@ -15,7 +15,6 @@
 the health probes it is answered before the Host check, so a scraper may use the container's address.
 """
 
-import asyncio
 import logging
 import os
 import time
@@ -175,8 +174,7 @@ def _observe(method: str, route: str, status: int, seconds: float) -> None:
 
 
 def _count(request, response, started: float) -> None:
-    match = getattr(request, "resolver_match", None)
-    route = (match.route or match.view_name) if match is not None else "unmatched"
+    route = _route_label(getattr(request, "resolver_match", None))
     scope = getattr(request, "scope", None) or request.META.get("asgi.scope")  # a2wsgi keeps the ASGI scope here
     once = scope.get(_COUNTED_ONCE) if scope else None
     if once is not None:
@@ -219,9 +217,7 @@ class CountedRequests:
         status = CLIENT_CLOSED
         try:
             await self.app({**scope, _COUNTED_ONCE: once}, receive, counted_send)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
+        except Exception:  # not a cancellation (a BaseException): that stays a client gone
             status = 500  # the server answers it so
             raise
         finally:
@@ -234,10 +230,14 @@ def _route_asked(scope, called_path: str | None, called_route: str | None) -> st
     if path == called_path:
         return called_route
     try:
-        match = resolve(path)
+        return _route_label(resolve(path))
     except Resolver404:
-        return "unmatched"
-    return match.route or match.view_name
+        return _route_label(None)
+
+
+def _route_label(match) -> str:
+    """The `route` label of a request: its URL pattern (never the raw path), or "unmatched"."""
+    return (match.route or match.view_name) if match is not None else "unmatched"
 
 
 class MetricsMiddleware(DualModeMiddleware):
