@@ -26,6 +26,7 @@ from avatar_creator.errors import http_status_for
 from avatar_creator.models import Preview, PreviewStatus
 from tests.factories import make_preview, make_project
 from tests.fake_image_api import Reply
+from tests.polling import wait_until
 from tests.services import redis_url, require_redis
 from tests.worker import start_worker_fixture  # noqa: F401 - used as a fixture
 
@@ -59,10 +60,7 @@ def _serve(settings, monkeypatch, *, root_path=""):
     instance = uvicorn.Server(config)
     thread = threading.Thread(target=instance.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not instance.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert instance.started, "uvicorn did not start"
+    assert wait_until(lambda: instance.started, timeout=20, interval=0.05), "uvicorn did not start"
     yield port
     instance.should_exit = True
     thread.join(20)
@@ -238,14 +236,10 @@ def test_metrics_count_each_client_request_once_as_the_client_saw_it(server, ali
     status_read, stream = resolve(detail(queued.pk)).route, resolve(f"{detail(queued.pk)}/events").route
     leaving = http.client.HTTPConnection("127.0.0.1", server, timeout=5)
     leaving.request("GET", detail(left.pk), headers={"Authorization": f"Bearer {alice.token}", "Prefer": "wait=60"})
-    deadline = time.monotonic() + 10
-    while subscribers(left.pk) == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: subscribers(left.pk), interval=0.05)
     leaving.close()
     closed = ("lumiku_http_requests", "GET", status_read, "499")
-    deadline = time.monotonic() + 10
-    while requests().get(closed, 0) == before.get(closed, 0) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: requests().get(closed, 0) != before.get(closed, 0), interval=0.05)
     after = requests()
 
     grew = {key: after[key] - before.get(key, 0) for key in after if after[key] != before.get(key, 0)}
@@ -277,9 +271,7 @@ def test_waits_behind_a_script_prefix_hold_no_thread_and_count_under_their_route
             pool.submit(request, prefixed_server, "GET", detail(p.pk), token=alice.token, headers={"Prefer": "wait=30"})
             for p in previews
         ]
-        deadline = time.monotonic() + 15
-        while sum(subscribers(p.pk) for p in previews) < len(previews) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(lambda: sum(subscribers(p.pk) for p in previews) >= len(previews), timeout=15)
         cheap_started = time.monotonic()
         assert request(prefixed_server, "GET", "/api/auth/me", token=alice.token)[0] == 200
         cheap = time.monotonic() - cheap_started
@@ -323,9 +315,7 @@ def test_waits_hold_no_thread_and_let_go_when_the_client_leaves(server, alice, p
             pool.submit(request, server, "GET", detail(p.pk), token=alice.token, headers={"Prefer": "wait=30"})
             for p in previews
         ]
-        deadline = time.monotonic() + 15
-        while sum(subscribers(p.pk) for p in previews) < 40 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(lambda: sum(subscribers(p.pk) for p in previews) >= 40, timeout=15)
         waiting = sum(subscribers(p.pk) for p in previews)
         during = threading.active_count()
         listening = listening_connections()
@@ -345,14 +335,10 @@ def test_waits_hold_no_thread_and_let_go_when_the_client_leaves(server, alice, p
     leaving = make_preview(alice, project)
     conn = http.client.HTTPConnection("127.0.0.1", server, timeout=5)
     conn.request("GET", detail(leaving.pk), headers={"Authorization": f"Bearer {alice.token}", "Prefer": "wait=60"})
-    deadline = time.monotonic() + 10
-    while subscribers(leaving.pk) == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: subscribers(leaving.pk), interval=0.05)
     assert subscribers(leaving.pk) == 1
     conn.close()
-    deadline = time.monotonic() + 10
-    while subscribers(leaving.pk) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: not subscribers(leaving.pk), interval=0.05)
     assert subscribers(leaving.pk) == 0
 
 
@@ -412,9 +398,7 @@ def test_event_stream_ends_its_subscription_when_the_client_leaves(server, alice
     reader.next_event()
     assert subscribers(queued.pk) == 1
     reader.close()
-    deadline = time.monotonic() + 10
-    while subscribers(queued.pk) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: not subscribers(queued.pk), interval=0.05)
     assert subscribers(queued.pk) == 0
 
 
@@ -487,17 +471,13 @@ def test_a_wait_outlives_a_broken_bus_connection(server, alice, project):
         for entry in client.client_list():
             if int(entry["db"]) == db and int(entry["sub"]) > 0:
                 client.client_kill_filter(_id=entry["id"])
-        deadline = time.monotonic() + 10
-        while subscribers(queued.pk) == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: subscribers(queued.pk), interval=0.05)
         cancel(queued.pk)
 
-    deadline = time.monotonic() + 10
     waiting = ThreadPoolExecutor(1).submit(
         request, server, "GET", detail(queued.pk), token=alice.token, headers={"Prefer": "wait=20"}
     )
-    while subscribers(queued.pk) == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: subscribers(queued.pk), interval=0.05)
     started = time.monotonic()
     later(0, kill_then_cancel)
     status, _, body = waiting.result(timeout=30)
@@ -604,9 +584,7 @@ def test_legacy_waiting_generate_leaves_the_plain_requests_their_threads(server,
         with ThreadPoolExecutor(waiting) as pool:
             calls = [pool.submit(request, server, "POST", path, token=alice.token, body=body) for _ in range(waiting)]
             # All of them wait at once (well within their 4 s), which no pool of WEB_THREADS could hold.
-            deadline = time.monotonic() + 3
-            while Preview.objects.filter(owner=alice).count() < waiting and time.monotonic() < deadline:
-                time.sleep(0.05)
+            wait_until(lambda: Preview.objects.filter(owner=alice).count() >= waiting, timeout=3, interval=0.05)
             all_waiting = Preview.objects.filter(owner=alice).count()
             started = time.monotonic()
             assert request(server, "GET", "/api/auth/me", token=alice.token)[0] == 200

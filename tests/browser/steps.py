@@ -1,11 +1,13 @@
 """What a person does in the UI, as small steps the browser tests share."""
 
-import time
-
 from playwright.sync_api import Page, expect
+
+from tests.polling import wait_until  # noqa: F401 - the browser tests take it from here
 
 PASSWORD = "correct-horse-battery-9"
 PROMPT = "Professional Indonesian woman with modern hijab, smiling"
+# True while the page is no wider than the screen (nothing pushes a phone screen sideways).
+NO_SIDEWAYS_SCROLL = "document.documentElement.scrollWidth <= window.innerWidth"
 
 
 def sign_up(page: Page, username: str) -> None:
@@ -63,13 +65,3 @@ def expect_phase_two(page: Page) -> None:
     image = page.locator("#modal .split-media img")
     expect(image).to_be_visible()
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
-
-
-def wait_until(condition, timeout: float = 10.0):
-    """Poll a database condition the browser's last action set off (a background request, say)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.1)

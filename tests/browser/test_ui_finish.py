@@ -11,6 +11,7 @@ from avatar_creator import services
 from avatar_creator.models import Avatar, Preset, PresetCategory, Preview, PreviewStatus, Project
 from tests.browser.conftest import screenshot
 from tests.browser.steps import (
+    NO_SIDEWAYS_SCROLL,
     PASSWORD,
     PROMPT,
     create_project,
@@ -318,7 +319,7 @@ def test_phone_journey_keeps_each_steps_primary_action_in_view(open_page):
     expect(presets.first).to_be_visible()
     widths = presets.evaluate_all("els => els.map(e => e.getBoundingClientRect().width)")
     assert len(widths) > 3 and all(abs(width - 136) < 1 for width in widths), widths
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert page.evaluate(NO_SIDEWAYS_SCROLL)
     strip = page.locator(".landing-preset-list")
     strip.focus()  # a keyboard reaches the strip and scrolls it
     for _ in range(3):
@@ -368,7 +369,7 @@ def test_phone_screens_break_lines_between_words_only(open_page):
     cells = page.locator(".ledger th, .ledger .num")
     expect(cells).to_have_count(6)  # four headings, the sign-up bonus and the balance after it
     assert cells.evaluate_all(BROKEN_WORDS) == []
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert page.evaluate(NO_SIDEWAYS_SCROLL)
 
     page.goto("/account/tokens")
     page.get_by_label("Token name").fill("Laptop script for the weekly portraits")
@@ -385,14 +386,13 @@ def test_narrowest_phone_keeps_every_label_inside_its_button(open_page):
     """At 320 px (the narrowest phones): the header's buttons stay on one line, and the actions pinned to the bottom of
     a preview and of the pick grid keep each label inside its button (the last one may take a row of its own)."""
     page = open_page(320, 640)
-    no_sideways_scroll = "document.documentElement.scrollWidth <= window.innerWidth"
     sign_up(page, "tari")
     assert page.locator(".header-nav .btn").evaluate_all(BROKEN_WORDS) == []
-    assert page.evaluate(no_sideways_scroll)  # the header fits: the logo stands for the name
+    assert page.evaluate(NO_SIDEWAYS_SCROLL)  # the header fits: the logo stands for the name
     expect(page.get_by_role("link", name="Lumiku", exact=True)).to_be_visible()
     create_project(page, "Narrow")
     open_avatar_form(page)
-    assert page.evaluate(no_sideways_scroll)
+    assert page.evaluate(NO_SIDEWAYS_SCROLL)
     describe(page)
     generate(page)
     expect_phase_two(page)

@@ -5,7 +5,15 @@ from playwright.sync_api import expect
 
 from avatar_creator.models import Avatar, Project
 from tests.browser.conftest import screenshot
-from tests.browser.steps import create_project, describe, expect_phase_two, generate, open_avatar_form, sign_up
+from tests.browser.steps import (
+    NO_SIDEWAYS_SCROLL,
+    create_project,
+    describe,
+    expect_phase_two,
+    generate,
+    open_avatar_form,
+    sign_up,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,8 +58,7 @@ def test_modal_works_by_keyboard_on_a_phone_width_screen(open_page):
     page = open_page(width=375, height=740)
     sign_up(page, "hana")
     create_project(page, "Phone project")
-    no_sideways_scroll = "document.documentElement.scrollWidth <= window.innerWidth"
-    assert page.evaluate(no_sideways_scroll)
+    assert page.evaluate(NO_SIDEWAYS_SCROLL)
 
     create_button = page.locator(".page-actions").get_by_role("button", name="Create avatar")
     create_button.focus()
@@ -67,7 +74,7 @@ def test_modal_works_by_keyboard_on_a_phone_width_screen(open_page):
     for key in ["Tab"] * 14 + ["Shift+Tab"] * 14:
         page.keyboard.press(key)
         assert page.evaluate(inside), f"focus left the dialog after {key}"
-    assert page.evaluate(no_sideways_scroll)
+    assert page.evaluate(NO_SIDEWAYS_SCROLL)
     screenshot(page, "phone-form")
 
     modal.get_by_label("Describe the person").focus()
@@ -79,5 +86,5 @@ def test_modal_works_by_keyboard_on_a_phone_width_screen(open_page):
     describe(page, prompt="Smiling teacher with round glasses", body_type="full_body")
     generate(page)
     expect_phase_two(page)
-    assert page.evaluate(no_sideways_scroll)
+    assert page.evaluate(NO_SIDEWAYS_SCROLL)
     screenshot(page, "phone-preview")
