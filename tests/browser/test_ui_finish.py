@@ -447,7 +447,8 @@ def test_upload_photo_field_is_a_button_and_its_picture_fits_a_phone(open_page):
 
 def test_a_tall_form_keeps_its_actions_in_view_on_a_laptop_screen(open_page):
     """With the preset gallery above it, the form is taller than the dialog: Close and Generate stay at the dialog's
-    bottom edge while the form is in view (as the dialog opens, the description's box focused; scrolled to the end)."""
+    bottom edge wherever it is scrolled (as it opens, the description's box focused; at the top, browsing the
+    gallery; at the end), and they still submit the form and close the dialog."""
     load_presets()
     page = open_page(1280, 720)
     sign_up(page, "rina")
@@ -456,9 +457,15 @@ def test_a_tall_form_keeps_its_actions_in_view_on_a_laptop_screen(open_page):
     modal = page.locator("#modal")
     assert modal.evaluate("dialog => dialog.scrollHeight > dialog.clientHeight")  # the form does scroll
     expect(modal.get_by_label("Describe the person")).to_be_focused()
-    for where in ("as opened", "at the end"):
-        if where == "at the end":
-            modal.evaluate("dialog => { dialog.scrollTop = dialog.scrollHeight; }")
+    for where, scroll in (("as opened", None), ("at the top", "0"), ("at the end", "dialog.scrollHeight")):
+        if scroll is not None:
+            modal.evaluate(f"dialog => {{ dialog.scrollTop = {scroll}; }}")
         for name in ("Close", "Generate preview"):
             button = modal.locator(".modal-actions").get_by_role("button", name=name, exact=True)
             expect(button, f"{name}, the dialog {where}").to_be_in_viewport(ratio=1)
+    modal.evaluate("dialog => { dialog.scrollTop = 0; }")
+    modal.get_by_role("button", name="Generate preview").click()  # the gallery in view: the form says what is missing
+    expect(modal.get_by_label("Describe the person")).to_be_focused()
+    modal.evaluate("dialog => { dialog.scrollTop = 0; }")
+    modal.locator(".modal-actions").get_by_role("button", name="Close", exact=True).click()
+    expect(modal).to_be_hidden()
