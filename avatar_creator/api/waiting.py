@@ -168,25 +168,31 @@ class WaitingRoutes:
             await accepted.send_to(send)
             return
         ids = [preview["id"] for preview in json.loads(accepted.body)["previews"]]
-        load = streams.pooled(_previews)
+        look = streams.pooled(_waited_answer)
+        request = ASGIRequest(scope, BytesIO())
         loop = asyncio.get_running_loop()
         deadline = loop.time() + settings.AVATAR_SYNC_WAIT
         async with events.subscribe_async([events.preview_channel(pk) for pk in ids]) as subscription:
-            previews = await load(ids)
-            while any(preview.status in _ACTIVE for preview in previews):
+            waited = await look(request, ids)
+            while waited is None:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
-                    break
-                if await subscription.get(remaining) is not None:
-                    previews = await load(ids)
-        status, content, extra = await streams.pooled(_waited)(ASGIRequest(scope, BytesIO()), previews)
+                    waited = await look(request, ids, out_of_time=True)
+                elif await subscription.get(remaining) is not None:
+                    waited = await look(request, ids)
+        status, content, extra = waited
         answer = _Answer(status, [*_without(accepted.headers, *_BODY_HEADERS), *extra], [content])
         await answer.send_to(send)
 
 
-def _previews(ids: list[str]) -> list[Preview]:
+def _waited_answer(request, ids: list[str], *, out_of_time: bool = False):
+    """The batch read; once every preview of it is finished (or the wait is `out_of_time`), the answer from that
+    read in the same call (one trip to a thread, not two): else None."""
     found = Preview.objects.select_related("avatar").in_bulk(ids)
-    return [found[pk] for pk in (Preview._meta.pk.to_python(pk) for pk in ids) if pk in found]
+    previews = [found[pk] for pk in (Preview._meta.pk.to_python(pk) for pk in ids) if pk in found]
+    if not out_of_time and any(preview.status in _ACTIVE for preview in previews):
+        return None
+    return _waited(request, previews)
 
 
 def _waited(request, previews) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
