@@ -24,7 +24,7 @@ from pathlib import Path
 
 import scenarios
 from scenarios import Context, Counts
-from stack import SERVERS, Stack, raise_open_files_limit
+from stack import SERVERS, WORKER_POOLS, Stack, raise_open_files_limit
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
@@ -377,6 +377,10 @@ def parse_args(argv=None):
     parser.add_argument("--web-threads", type=int, default=32, help="threads per gunicorn gthread worker")
     parser.add_argument("--slots", type=int, default=20, help="Celery pool slots for scenarios 1, S, 2, 7 and 9")
     parser.add_argument(
+        "--worker-pool", choices=WORKER_POOLS, default="prefork",
+        help="the Celery worker's pool: prefork (production's) or threads (an A/B)",
+    )  # fmt: skip
+    parser.add_argument(
         "--poll-interval", type=float, default=1.0, help="seconds between a client's status polls (the UI's: 1)"
     )
     parser.add_argument(
@@ -441,6 +445,7 @@ def main(argv=None) -> int:
         keep_logs=args.keep_logs,
         image=args.image,
         extra_env=args.extra_env,
+        worker_pool=args.worker_pool,
     )
     results: dict = {}
     failures: dict[str, str] = {}
@@ -457,6 +462,7 @@ def main(argv=None) -> int:
             "web": web_layout(args),
             "open_files_limit": list(open_files),
             "celery_slots": args.slots,
+            "celery_pool": args.worker_pool,
             "fake_image": args.image,
             "poll_interval_s": args.poll_interval,
             "extra_env": args.extra_env,
@@ -503,7 +509,8 @@ def main(argv=None) -> int:
     print()
     print(table(rows, markdown=False))
     m = info["machine"]
-    print(f"\nweb server: {info.get('config', {}).get('web')}")
+    config = info.get("config", {})
+    print(f"\nweb server: {config.get('web')}; Celery pool: {config.get('celery_pool', 'prefork')}")
     print(
         f"{m['nproc']} CPUs ({m['cpu']}), {m['memory_gb']} GB, Python {m['python']}, "
         f"PostgreSQL {m.get('postgresql')}, Redis {m.get('redis')}; took {info['duration_s']:.0f} s"

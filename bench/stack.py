@@ -334,6 +334,9 @@ SERVERS = {
     "uvicorn": ("gunicorn master (uvicorn)", "uvicorn worker"),
     "granian": ("granian main", "granian worker"),
 }
+# Celery's pools the bench can run the worker with: production's prefork (one process per slot) or one process with a
+# thread per slot (an A/B of the hand-over between processes; no time limits, see bench/README.md).
+WORKER_POOLS = ("prefork", "threads")
 # granian holds at most this many requests in flight per worker (its default is backlog / workers = 512): above the
 # 1000 event streams of scenario 8 plus the probes beside them, whichever worker the connections land on.
 GRANIAN_BACKPRESSURE = 2048
@@ -350,9 +353,13 @@ class Stack:
         keep_logs: bool = False,
         image: str = "photo",
         extra_env: dict[str, str] | None = None,
+        worker_pool: str = "prefork",
     ):
         if server not in SERVERS:
             raise ValueError(f"unknown server {server!r}")
+        if worker_pool not in WORKER_POOLS:
+            raise ValueError(f"unknown worker pool {worker_pool!r}")
+        self.worker_pool = worker_pool
         self.latency = latency
         self.server = server
         self.extra_env = extra_env or {}
@@ -624,10 +631,10 @@ class Stack:
         self.start_web()
 
     def start_worker(self, slots: int) -> None:
-        """(Re)start the Celery worker with `slots` prefork pool processes."""
+        """(Re)start the Celery worker with `slots` pool slots: prefork processes, or threads of one process."""
         self.stop_worker()
         command = [
-            PYTHON, "-m", "celery", "-A", "lumiku", "worker", "--loglevel=INFO", "--pool=prefork",
+            PYTHON, "-m", "celery", "-A", "lumiku", "worker", "--loglevel=INFO", f"--pool={self.worker_pool}",
             f"--concurrency={slots}", "-n", f"bench-{uuid.uuid4().hex[:8]}@%h",
             "--without-gossip", "--without-mingle", "--without-heartbeat",
         ]  # fmt: skip
@@ -639,7 +646,8 @@ class Stack:
         while time.monotonic() < deadline:
             if not self.worker.alive():
                 raise RuntimeError(f"the Celery worker exited early:\n{self.worker.log()[-4000:]}")
-            if " ready." in self.worker.log() and len(_children(self.worker.pid)) >= slots:
+            forked = self.worker_pool != "prefork" or len(_children(self.worker.pid)) >= slots
+            if " ready." in self.worker.log() and forked:
                 time.sleep(1.0)
                 return
             time.sleep(0.2)
