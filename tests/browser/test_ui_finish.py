@@ -414,6 +414,35 @@ def test_narrowest_phone_keeps_every_label_inside_its_button(open_page):
         expect(actions.nth(index)).to_be_in_viewport()
 
 
+def test_pick_grid_keeps_its_actions_in_view_on_a_laptop_screen(open_page, settings):
+    """Four variations are taller than the dialog: Save selected, Regenerate all and Cancel stay at its bottom edge (in
+    one row) as it opens and scrolled to the end, and save what was picked down there."""
+    settings.AVATAR_SAVE_COST = 10
+    page = open_page(1280, 720)
+    sign_up(page, "wulan")
+    create_project(page, "Laptop")
+    open_avatar_form(page)
+    describe(page)
+    modal = page.locator("#modal")
+    modal.get_by_label("4", exact=True).check()
+    generate(page)
+    expect(page.locator("#modal-title")).to_have_text("Pick your favourites")
+    assert modal.evaluate("dialog => dialog.scrollHeight > dialog.clientHeight")  # the grid does scroll
+    actions = modal.locator(".preview-actions .btn")
+    expect(actions).to_have_count(3)
+    for where in ("as opened", "at the end"):
+        if where == "at the end":
+            modal.evaluate("dialog => { dialog.scrollTop = dialog.scrollHeight; }")
+        for index in range(3):
+            expect(actions.nth(index), f"action {index + 1}, the dialog {where}").to_be_in_viewport(ratio=1)
+        tops = actions.evaluate_all("buttons => buttons.map(b => Math.round(b.getBoundingClientRect().top))")
+        assert len(set(tops)) == 1, tops
+    modal.get_by_label("Keep variation 4").check()
+    modal.get_by_role("button", name="Save selected").click()
+    expect(modal).to_be_hidden()
+    expect(page.locator("#avatar-grid .avatar-card")).to_have_count(1)
+
+
 FILE_BUTTON = "input => getComputedStyle(input, '::file-selector-button')"
 INSIDE = """([part, box]) => {
   const a = part.getBoundingClientRect(), b = box.getBoundingClientRect();
