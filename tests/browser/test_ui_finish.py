@@ -443,6 +443,52 @@ def test_pick_grid_keeps_its_actions_in_view_on_a_laptop_screen(open_page, setti
     expect(page.locator("#avatar-grid .avatar-card")).to_have_count(1)
 
 
+# Where the element the keyboard focused is, against the dialog's actions bar (sticky or fixed at its bottom edge):
+# null when the focus is in the bar itself.
+FOCUS_AGAINST_BAR = """() => {
+  const focused = document.activeElement;
+  const bar = document.querySelector("#modal .generate-actions, #modal .preview-actions");
+  if (!bar || bar.contains(focused)) return null;
+  const box = focused.getBoundingClientRect(), edges = bar.getBoundingClientRect();
+  return {
+    what: focused.name || focused.textContent.trim().slice(0, 30), top: box.top, bottom: box.bottom,
+    barTop: edges.top, barBottom: edges.bottom,
+  };
+}"""
+
+
+@pytest.mark.parametrize("width, height", [(1280, 720), (390, 700)])
+def test_keyboard_focus_never_hides_under_the_dialog_actions(open_page, width, height):
+    """Tabbing through the preset gallery and the form, then the pick grid, scrolls each focused element clear of the
+    actions bar at the dialog's bottom edge (a text box at least shows its first lines: the browser scrolls to its
+    caret)."""
+    load_presets()
+    page = open_page(width, height)
+    sign_up(page, f"tab{width}")
+    create_project(page, "Keys")
+    open_avatar_form(page)
+    modal = page.locator("#modal")
+    modal.evaluate("dialog => { dialog.scrollTop = 0; }")
+    modal.locator(".preset").first.focus()
+    hidden = []
+    for step in ("form", "pick"):
+        for _ in range(45 if step == "form" else 15):
+            page.keyboard.press("Tab")
+            seen = page.evaluate(FOCUS_AGAINST_BAR)
+            if seen is None:
+                continue
+            edge = seen["top"] + 24 if seen["what"] == "prompt" else seen["bottom"]
+            if edge > seen["barTop"] + 1 and seen["top"] < seen["barBottom"] - 1:  # under the bar, not below it
+                hidden.append((step, seen))
+        if step == "form":
+            describe(page)
+            modal.get_by_label("4", exact=True).check()
+            generate(page)
+            expect(page.locator("#modal-title")).to_have_text("Pick your favourites")
+            modal.locator(".modal-header button").focus()
+    assert hidden == []
+
+
 FILE_BUTTON = "input => getComputedStyle(input, '::file-selector-button')"
 INSIDE = """([part, box]) => {
   const a = part.getBoundingClientRect(), b = box.getBoundingClientRect();
