@@ -14,17 +14,12 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lumiku.settings.production")
 
-# Threads per process for the plain requests (each keeps its database connection): WEB_THREADS. The legacy waiting
-# avatars/generate, which still waits inside its view, runs on LEGACY_WAIT_THREADS of its own.
+# Threads per process for the plain requests (each keeps its database connection): WEB_THREADS.
 WEB_THREADS = int(os.environ.get("WEB_THREADS", "8"))
-LEGACY_WAIT_THREADS = int(os.environ.get("LEGACY_WAIT_THREADS", "32"))
-wsgi_application = get_wsgi_application()
-django_application = WSGIMiddleware(wsgi_application, workers=WEB_THREADS)
+django_application = WSGIMiddleware(get_wsgi_application(), workers=WEB_THREADS)
 
 from avatar_creator.api.waiting import WaitingRoutes  # noqa: E402 - needs the apps loaded above
 from lumiku.metrics import CountedRequests  # noqa: E402
 
 # Each request counted once in the metrics, however many calls of Django a waiting route makes for it.
-application = CountedRequests(
-    WaitingRoutes(django_application, blocking=WSGIMiddleware(wsgi_application, workers=LEGACY_WAIT_THREADS))
-)
+application = CountedRequests(WaitingRoutes(django_application))

@@ -23,11 +23,12 @@ from django.db import connection
 from avatar_creator import events, services
 from avatar_creator.api import streams
 from avatar_creator.errors import http_status_for
-from avatar_creator.models import Preview, PreviewStatus
+from avatar_creator.models import Avatar, CreditAccount, CreditHold, CreditLedgerEntry, Preview, PreviewStatus
 from tests.factories import make_preview, make_project
 from tests.fake_image_api import Reply
 from tests.polling import wait_until
 from tests.services import redis_url, require_redis
+from tests.test_credits_concurrency import _at_once as at_once
 from tests.worker import start_worker_fixture  # noqa: F401 - used as a fixture
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -565,37 +566,123 @@ def test_plain_requests_share_the_processes_redis_connections(server, alice, pro
     assert client.info("stats")["total_connections_received"] - before <= 5
 
 
-def test_legacy_waiting_generate_leaves_the_plain_requests_their_threads(server, alice, settings):
-    """The legacy `avatars/generate` still waits inside its view (its credit hold spans the wait). More of them at
-    once than the server has threads for plain requests run on threads of their own: a cheap request is answered
-    meanwhile, and each waiting call gets its answer when its time runs out."""
+# The legacy one-call generate that waits (no Prefer): credits held by Django, the wait in front of it
+
+
+def legacy_path(project) -> str:
+    return f"/api/avatar-creator/projects/{project.pk}/avatars/generate"
+
+
+def money(user) -> tuple[int, int, int]:
+    """(balance, credits held, avatars) of a user."""
+    return (
+        CreditAccount.objects.get(user=user).balance,
+        CreditHold.objects.filter(account__user=user).count(),
+        Avatar.objects.filter(project__owner=user).count(),
+    )
+
+
+def test_legacy_waiting_generate_is_woken_saves_and_charges_as_under_wsgi(
+    server, start_worker, fake_image_api, make_user, settings
+):
+    settings.AVATAR_SAVE_COST = 10
+    user = make_user("dewi", credits=30)
+    project = make_project(user)
+    fake_image_api.script(Reply("ok", delay=1), Reply("ok", delay=1))
+    start_worker()
+    started = time.monotonic()
+    status, response, body = request(
+        server, "POST", legacy_path(project), token=user.token, body={"prompt": PROMPT, "name": "Ayu", "count": 2}
+    )
+    elapsed = time.monotonic() - started
+
+    assert status == 201, body
+    assert [avatar["name"] for avatar in body["avatars"]] == ["Ayu - Variation 1", "Ayu - Variation 2"]
+    assert all(avatar["imageUrl"].startswith("http://127.0.0.1:") for avatar in body["avatars"])
+    assert body["message"] == "2 of 2 avatar(s) generated and saved."
+    assert response.getheader("Content-Type") == "application/json"
+    assert response.getheader("Preference-Applied") is None and len(response.getheader("X-Request-ID")) == 32
+    assert money(user) == (10, 0, 2)
+    assert [e.delta for e in CreditLedgerEntry.objects.filter(account__user=user).order_by("id")] == [
+        100,
+        -70,
+        -10,
+        -10,
+    ]
+    assert elapsed < 10
+
+
+def test_legacy_waiting_generate_race_charges_exactly_one_caller(server, start_worker, fake_image_api, make_user,
+                                                                  settings):  # fmt: skip
+    """Two callers at once with credit for one: Django's hold lets exactly one generate; the other is 402 at once."""
+    settings.AVATAR_SAVE_COST = 10
+    user = make_user("carol", credits=10)
+    project = make_project(user)
+    fake_image_api.script(Reply("ok", delay=1))
+    start_worker()
+    post = partial(
+        request, server, "POST", legacy_path(project), token=user.token, body={"prompt": PROMPT, "name": "Ayu"}
+    )
+    answers = at_once([post, post])
+
+    assert sorted(status for status, _, _ in answers) == [201, 402]
+    refused = next(body for status, _, body in answers if status == 402)
+    assert (refused["error"]["code"], refused["error"]["details"]) == (
+        "INSUFFICIENT_CREDITS",
+        {"required": 10, "balance": 0},
+    )
+    assert money(user) == (0, 0, 1)
+    assert Preview.objects.filter(owner=user).count() == 1
+
+
+def test_legacy_waiting_generate_holds_no_thread_and_charges_nothing_unanswered(server, make_user, settings):
+    """More legacy calls at once than the server has threads for requests: all wait together without a thread each, a
+    cheap request is answered meanwhile; each gets GENERATION_TIMEOUT when its time runs out, nothing charged, every
+    hold let go. A caller that hangs up is charged nothing either: its hold goes at once, its preview stays."""
     from lumiku.asgi import WEB_THREADS
     from tests.worker import use_broker
 
     settings.AVATAR_SYNC_WAIT = 4
     settings.AVATAR_MAX_ACTIVE_PREVIEWS = 50
     settings.AVATAR_SAVE_COST = 1
-    waiting = WEB_THREADS + 2
+    user = make_user("eka", credits=100)
+    waiting = WEB_THREADS + 4
+    body = {"name": "Ayu", "prompt": PROMPT}
     use_broker(redis_url())  # no worker: the previews stay queued, every call waits out its time
     try:
-        project = make_project(alice)
-        path = f"/api/avatar-creator/projects/{project.pk}/avatars/generate"
-        body = {"name": "Ayu", "prompt": PROMPT}
+        project = make_project(user)
+        before = threading.active_count()
         with ThreadPoolExecutor(waiting) as pool:
-            calls = [pool.submit(request, server, "POST", path, token=alice.token, body=body) for _ in range(waiting)]
+            calls = [pool.submit(request, server, "POST", legacy_path(project), token=user.token, body=body)
+                     for _ in range(waiting)]  # fmt: skip
             # All of them wait at once (well within their 4 s), which no pool of WEB_THREADS could hold.
-            wait_until(lambda: Preview.objects.filter(owner=alice).count() >= waiting, timeout=3, interval=0.05)
-            all_waiting = Preview.objects.filter(owner=alice).count()
+            wait_until(lambda: Preview.objects.filter(owner=user).count() >= waiting, timeout=3, interval=0.05)
+            all_waiting, held = Preview.objects.filter(owner=user).count(), money(user)[1]
+            during = threading.active_count()
             started = time.monotonic()
-            assert request(server, "GET", "/api/auth/me", token=alice.token)[0] == 200
+            assert request(server, "GET", "/api/auth/me", token=user.token)[0] == 200
             cheap = time.monotonic() - started
             answers = [call.result(timeout=30) for call in calls]
+
+        settings.AVATAR_SYNC_WAIT = 60
+        conn = http.client.HTTPConnection("127.0.0.1", server, timeout=5)
+        headers = {"Authorization": f"Bearer {user.token}", "Content-Type": "application/json"}
+        conn.request("POST", legacy_path(project), body=json.dumps(body), headers=headers)
+        assert wait_until(lambda: money(user)[1] == 1, interval=0.05)
+        left = Preview.objects.filter(owner=user).latest("created_at")
+        assert wait_until(lambda: subscribers(left.pk), interval=0.05)
+        conn.close()
+        assert wait_until(lambda: money(user)[1] == 0, interval=0.05), "the hold of a caller who left stayed"
     finally:
         use_broker(None)
         redis.Redis.from_url(redis_url()).flushdb()  # the tasks nobody took
 
-    assert (all_waiting, cheap < 1) == (waiting, True)
+    assert (all_waiting, held, cheap < 1) == (waiting, waiting, True)
+    # The client threads of this test, plus at most the request threads and the event loop's small shared pool.
+    assert during - before <= waiting + WEB_THREADS + 12, (before, during)
     assert {(status, body["error"]["code"]) for status, _, body in answers} == {(504, "GENERATION_TIMEOUT")}
+    assert money(user) == (100, 0, 0)
+    assert Preview.objects.get(pk=left.pk).status == PreviewStatus.QUEUED
 
 
 def test_a_wait_without_a_reachable_bus_reads_the_row_again(settings):

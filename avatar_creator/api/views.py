@@ -314,12 +314,10 @@ class ProjectViewSet(viewsets.ViewSet):
         project = self._project(request, pk)
         serializer = validated(s.LegacyGenerateInput, request.data)
         data = serializer.validated_data
-        is_async = wants_async(request.headers.get("Prefer", ""))
-        previews, avatars = services.avatars_generate(
-            user=request.user, project=project, name=data["name"], count=data["count"], wait=not is_async,
-            persona=serializer.persona(), seed=data.get("seed"),
-        )  # fmt: skip
-        if is_async:
+        asked = {"user": request.user, "project": project, "name": data["name"], "count": data["count"],
+                 "persona": serializer.persona(), "seed": data.get("seed")}  # fmt: skip
+        if wants_async(request.headers.get("Prefer", "")):
+            previews, _ = services.avatars_generate(**asked, wait=False)
             body = {
                 "success": True,
                 "previews": [preview_data(request, p) for p in previews],
@@ -328,12 +326,28 @@ class ProjectViewSet(viewsets.ViewSet):
             response = Response(body, status=status.HTTP_202_ACCEPTED)
             response["Preference-Applied"] = "respond-async"
             return response
-        body = {
-            "success": True,
-            "avatars": s.AvatarOutput(avatars, many=True, context={"request": request}).data,
-            "message": f"{len(avatars)} of {len(previews)} avatar(s) generated and saved.",
-        }
-        return Response(body, status=status.HTTP_201_CREATED)
+        handoff = request.META.get("asgi.scope", {}).get(LEGACY_WAIT_HANDOFF)
+        if handoff is not None:
+            # Under ASGI the waiting route (waiting.py) asked: the credits held and the previews queued, it waits for
+            # them without a thread and finishes the generation itself. Nothing of this answer reaches the client.
+            handoff["generation"] = services.avatars_generate_begin(**asked)
+            return Response(status=status.HTTP_202_ACCEPTED)
+        previews, avatars = services.avatars_generate(**asked, wait=True)
+        return Response(legacy_generated(request, previews, avatars), status=status.HTTP_201_CREATED)
+
+
+# The scope key by which the ASGI waiting route hands the legacy generate's wait to itself: a dict the view fills with
+# the HeldGeneration. A scope key, not a header: no client can send it.
+LEGACY_WAIT_HANDOFF = "lumiku.legacy_wait"
+
+
+def legacy_generated(request, previews, avatars) -> dict:
+    """The legacy waiting generate's 201 body: the avatars saved (and charged) out of its previews."""
+    return {
+        "success": True,
+        "avatars": s.AvatarOutput(avatars, many=True, context={"request": request}).data,
+        "message": f"{len(avatars)} of {len(previews)} avatar(s) generated and saved.",
+    }
 
 
 MAX_PREFER_WAIT = 60

@@ -3,18 +3,21 @@
 Django's ASGI handler runs a request's synchronous code (the middleware, DRF's views) on a thread that belongs to
 that request until its answer is sent (asgiref's ThreadSensitiveContext): a view that waits, or a stream, would
 keep a thread for as long as it lasts. So lumiku/asgi.py puts `WaitingRoutes` in front of Django, and it serves
-the three routes that wait:
+the four routes that wait:
 
 - `GET /api/avatar-creator/previews/:id` with `Prefer: wait=N`,
 - `GET /api/avatar-creator/previews/:id/events` (server-sent events),
-- `POST /api/avatar-creator/projects/:id/avatars/generate-preview` without `Prefer: respond-async` (the default).
+- `POST /api/avatar-creator/projects/:id/avatars/generate-preview` without `Prefer: respond-async` (the default),
+- `POST /api/avatar-creator/projects/:id/avatars/generate` without `Prefer: respond-async` (the legacy one call).
 
-Each starts with an ordinary call of the API through Django (the status read, or generate-preview asked with
-`Prefer: respond-async`), so authentication, throttles, validation, 404s, CORS and every other header come from
+Each starts with an ordinary call of the API through Django (the status read, generate-preview asked with
+`Prefer: respond-async`, or the legacy generate told through the scope to hold the credits, queue the previews and
+leave the wait to the route), so authentication, throttles, validation, 404s, CORS and every other header come from
 the one place they always do, in a few milliseconds on a thread. Then it waits on the event bus
 (events.subscribe_async) holding a coroutine and a subscription only, and answers from fresh reads: the status
-read again, the stream's reads (streams.PreviewStream.follow_async) or views.waited_answer. If the client goes away,
-the wait ends. Every other request goes straight to Django.
+read again, the stream's reads (streams.PreviewStream.follow_async), views.waited_answer, or the legacy generation
+finished (saved and charged). If the client goes away, the wait ends (and a legacy generation's credits go back).
+Every other request goes straight to Django.
 
 Under WSGI (`make run`'s runserver, the test client) none of this runs: the views wait themselves.
 """
@@ -30,7 +33,7 @@ from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest, get_script_prefix
 from rest_framework.renderers import JSONRenderer
 
-from avatar_creator import events, selectors
+from avatar_creator import events, selectors, services
 from avatar_creator.api import streams, views
 from avatar_creator.errors import ServiceError
 from avatar_creator.models import ACTIVE_PREVIEW_STATUSES, Preview
@@ -46,19 +49,15 @@ _ACTIVE = {str(status) for status in ACTIVE_PREVIEW_STATUSES}
 
 
 class WaitingRoutes:
-    """ASGI middleware: the waiting routes here, everything else to `app` (Django on a pool of threads). `blocking`,
-    when given, is Django on threads of its own for the one route that still waits inside its view: the legacy
-    `avatars/generate` without `Prefer: respond-async` (its credit hold spans the wait), so that those calls never
-    take the threads of the plain requests."""
+    """ASGI middleware: the waiting routes here, everything else to `app` (Django on a pool of threads)."""
 
-    def __init__(self, app, *, blocking=None):
+    def __init__(self, app):
         self.app = app
-        self.blocking = blocking or app
 
     async def __call__(self, scope, receive, send):
         route = self._route(scope) if scope["type"] == "http" else None
-        if route is None or route is self.blocking:
-            await (route or self.app)(scope, _as_coroutine(receive), send)
+        if route is None:
+            await self.app(scope, _as_coroutine(receive), send)
             return
         received = await _read_body(receive, limit=settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
         if received.too_large:
@@ -90,7 +89,7 @@ class WaitingRoutes:
             if _GENERATE.fullmatch(path):
                 return self._generate
             if _LEGACY_GENERATE.fullmatch(path):
-                return self.blocking  # served by Django as it is, on threads of its own
+                return self._legacy_generate
         return None
 
     async def _call(self, scope, body: bytes = b"") -> "_Answer":
@@ -168,21 +167,53 @@ class WaitingRoutes:
             await accepted.send_to(send)
             return
         ids = [preview["id"] for preview in json.loads(accepted.body)["previews"]]
-        look = streams.pooled(_waited_answer)
-        request = ASGIRequest(scope, BytesIO())
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + settings.AVATAR_SYNC_WAIT
-        async with events.subscribe_async([events.preview_channel(pk) for pk in ids]) as subscription:
-            waited = await look(request, ids)
-            while waited is None:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    waited = await look(request, ids, out_of_time=True)
-                elif await subscription.get(remaining) is not None:
-                    waited = await look(request, ids)
-        status, content, extra = waited
+        look = partial(streams.pooled(_waited_answer), ASGIRequest(scope, BytesIO()), ids)
+        status, content, extra = await _until_answered(ids, look)
         answer = _Answer(status, [*_without(accepted.headers, *_BODY_HEADERS), *extra], [content])
         await answer.send_to(send)
+
+    async def _legacy_generate(self, scope, body, send):
+        """The legacy `avatars/generate` that waits: Django holds the credits and queues the previews (handed over in
+        the scope, views.LEGACY_WAIT_HANDOFF), the wait holds no thread, then the previews that succeeded are saved
+        out of the hold and the rest of it released (services.avatars_generate_finish), as the view does under WSGI.
+        A client that leaves before its answer is charged nothing: the hold goes, the previews stay to be saved."""
+        handoff: dict = {}
+        call = asyncio.ensure_future(self._call({**scope, views.LEGACY_WAIT_HANDOFF: handoff}, body))
+        try:
+            # Shielded: Django finishes on its thread whatever happens here, and what it held must then be let go.
+            begun = await asyncio.shield(call)
+        except asyncio.CancelledError:
+            call.add_done_callback(lambda _: _abandon_later(handoff))
+            raise
+        generation = handoff.get("generation")
+        if generation is None:  # refused (no credits, a bad body, not your project...): Django's answer as is
+            await begun.send_to(send)
+            return
+        ids = [str(preview.pk) for preview in generation.previews]
+        look = partial(streams.pooled(_legacy_answer), ASGIRequest(scope, BytesIO()), generation)
+        try:
+            status, content, extra = await _until_answered(ids, look)
+        except BaseException:
+            await asyncio.shield(_abandon(generation))
+            raise
+        answer = _Answer(status, [*_without(begun.headers, *_BODY_HEADERS), *extra], [content])
+        await answer.send_to(send)
+
+
+async def _until_answered(ids: list[str], look):
+    """`await look()` now and again after each change of one of the previews `ids`, until it gives an answer (not
+    None); once AVATAR_SYNC_WAIT has passed, `look(out_of_time=True)`, which always does."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settings.AVATAR_SYNC_WAIT
+    async with events.subscribe_async([events.preview_channel(pk) for pk in ids]) as subscription:
+        answer = await look()
+        while answer is None:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                answer = await look(out_of_time=True)
+            elif await subscription.get(remaining) is not None:
+                answer = await look()
+    return answer
 
 
 def _waited_answer(request, ids: list[str], *, out_of_time: bool = False):
@@ -192,18 +223,42 @@ def _waited_answer(request, ids: list[str], *, out_of_time: bool = False):
     previews = [found[pk] for pk in (Preview._meta.pk.to_python(pk) for pk in ids) if pk in found]
     if not out_of_time and any(preview.status in _ACTIVE for preview in previews):
         return None
-    return _waited(request, previews)
+    return _rendered(lambda: (200, views.waited_answer(request, previews)))
 
 
-def _waited(request, previews) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-    """The waiting generate-preview's answer as views.generate_preview gives it under WSGI: (status, body, headers)."""
+def _legacy_answer(request, generation: services.HeldGeneration, *, out_of_time: bool = False):
+    """The legacy generation's previews read; once all are finished (or the wait is `out_of_time`), the succeeded
+    ones saved and the answer written, in the same call: else None."""
+    ids = [preview.pk for preview in generation.previews]
+    if not out_of_time and Preview.objects.filter(pk__in=ids, status__in=ACTIVE_PREVIEW_STATUSES).exists():
+        return None
+
+    def finished():
+        avatars = services.avatars_generate_finish(generation=generation)
+        return 201, views.legacy_generated(request, generation.previews, avatars)
+
+    return _rendered(finished)
+
+
+def _rendered(answer) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """`answer()`'s (status, body), or the ServiceError it raised as the API answers one: (status, JSON, headers)."""
     try:
-        status, body, headers = 200, views.waited_answer(request, previews), {}
+        (status, body), headers = answer(), {}
     except ServiceError as exc:
         status, body, headers = exc.status, exc.envelope(), exc.headers
     extra = [(b"content-type", _JSON)]
     extra += [(name.lower().encode(), str(value).encode()) for name, value in headers.items()]
     return status, JSONRenderer().render(body), extra
+
+
+async def _abandon(generation: services.HeldGeneration) -> None:
+    await streams.pooled(services.avatars_generate_abandon)(generation=generation)
+
+
+def _abandon_later(handoff: dict) -> None:
+    """Once Django has answered a client that already left: let go of what it held, if it held anything."""
+    if "generation" in handoff:
+        asyncio.ensure_future(_abandon(handoff["generation"]))
 
 
 @dataclass

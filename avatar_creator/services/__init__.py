@@ -14,11 +14,15 @@ from avatar_creator.services.accounts import (
     user_register,
 )
 from avatar_creator.services.avatars import (
+    HeldGeneration,
     avatar_delete,
     avatar_rename,
     avatar_save_upload,
     avatar_upload,
     avatars_generate,
+    avatars_generate_abandon,
+    avatars_generate_begin,
+    avatars_generate_finish,
     preview_save,
 )
 from avatar_creator.services.credits import (
@@ -49,12 +53,16 @@ from avatar_creator.services.rates import parse_rate
 
 __all__ = [
     "AttemptOutcome",
+    "HeldGeneration",
     "IssuedToken",
     "avatar_delete",
     "avatar_rename",
     "avatar_save_upload",
     "avatar_upload",
     "avatars_generate",
+    "avatars_generate_abandon",
+    "avatars_generate_begin",
+    "avatars_generate_finish",
     "credit_account_for_user",
     "credits_add",
     "credits_available_for_user",

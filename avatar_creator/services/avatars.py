@@ -2,13 +2,14 @@
 
 import logging
 import secrets
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.files import File
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from avatar_creator import files, images
+from avatar_creator import events, files, images
 from avatar_creator.errors import InsufficientCredits, NotFound, PreviewNotAvailable, ServiceError, StorageFailed
 from avatar_creator.models import Avatar, CreditHold, Preview, PreviewStatus, Project, SourceType
 from avatar_creator.prompts import NAME_MAX_CHARS, Persona
@@ -173,27 +174,95 @@ def avatars_generate(
     With `wait`, the credits for the whole count are held before anything is generated (InsufficientCredits, with
     nothing created, when they are not there); each saved avatar is charged out of the hold and the rest is
     released. Returns the avatars (at least one, or the first failure is raised), so the answer is what was charged.
+    This waits on a thread: under ASGI the waiting route does the same in three steps (avatars_generate_begin,
+    its own wait, avatars_generate_finish) and holds no thread meanwhile.
     Without `wait`, the credits are checked and the queued previews returned for the client to poll and save.
     """
-    required = settings.AVATAR_SAVE_COST * count
-    message = f"{count} avatar(s) cost {{required}} credits and you have {{available}}."
     if not wait:
+        required = settings.AVATAR_SAVE_COST * count
         available = credits_available_for_user(user=user)
         if available < required:
             raise InsufficientCredits(
-                message.format(required=required, available=available),
+                _GENERATE_REFUSAL.format(count=count).format(required=required, available=available),
                 details={"required": required, "balance": available},
             )
         return _variations_request(user=user, project=project, persona=persona, seed=seed, count=count), []
-    hold = credits_hold(user=user, amount=required, ttl=settings.AVATAR_SYNC_WAIT + 60, message=message)
+    generation = avatars_generate_begin(user=user, project=project, name=name, count=count, persona=persona, seed=seed)
+    try:
+        events.previews_wait(previews=generation.previews, timeout=settings.AVATAR_SYNC_WAIT)
+    except BaseException:
+        avatars_generate_abandon(generation=generation)
+        raise
+    return generation.previews, avatars_generate_finish(generation=generation)
+
+
+_GENERATE_REFUSAL = "{count} avatar(s) cost {{required}} credits and you have {{available}}."
+
+
+@dataclass(frozen=True)
+class HeldGeneration:
+    """A legacy generation under way: its previews queued, the credits for all of them held until it finishes."""
+
+    user: object
+    project: Project
+    name: str
+    previews: list[Preview]
+    hold: CreditHold
+
+
+def avatars_generate_begin(
+    *, user, project: Project, name: str, count: int, persona: Persona, seed: int | None = None
+) -> HeldGeneration:
+    """Hold the credits for `count` avatars (InsufficientCredits, nothing created, when they are not there), then
+    queue the previews. The hold lasts the sync wait and a minute more, should nobody finish or abandon it."""
+    hold = credits_hold(
+        user=user,
+        amount=settings.AVATAR_SAVE_COST * count,
+        ttl=settings.AVATAR_SYNC_WAIT + 60,
+        message=_GENERATE_REFUSAL.format(count=count),
+    )
     try:
         previews = _variations_request(user=user, project=project, persona=persona, seed=seed, count=count)
-        avatars, first_error = _variations_save(user=user, project=project, name=name, previews=previews, hold=hold)
-    finally:
+    except BaseException:
         credits_release(hold=hold)
+        raise
+    return HeldGeneration(user=user, project=project, name=name, previews=previews, hold=hold)
+
+
+def avatars_generate_finish(*, generation: HeldGeneration) -> list[Avatar]:
+    """Save each preview that has succeeded by now, charged out of the hold; release what is left of it. Returns the
+    avatars (at least one), or raises the first failure (a preview's own error when none succeeded: still running
+    is GENERATION_TIMEOUT), with nothing charged."""
+    previews = _refreshed(generation.previews)
+    avatars, first_error = [], None
+    try:
+        for i, preview in enumerate(previews, start=1):
+            if preview.status != PreviewStatus.SUCCEEDED:
+                continue
+            try:
+                avatar, _ = preview_save(user=generation.user, project=generation.project, preview_id=preview.pk,
+                                         hold=generation.hold, name=generation.name,
+                                         variation=(i, len(previews)))  # fmt: skip
+            except ServiceError as exc:  # a save that fails is skipped, not half-reported
+                first_error = first_error or exc
+                continue
+            avatars.append(avatar)
+    finally:
+        credits_release(hold=generation.hold)
     if not avatars:
         raise first_error or preview_error(preview=previews[0])
-    return previews, avatars
+    return avatars
+
+
+def avatars_generate_abandon(*, generation: HeldGeneration) -> None:
+    """Nobody will take the answer (the client left): release the credits, save nothing. The previews stay, to be
+    saved later like any other."""
+    credits_release(hold=generation.hold)
+
+
+def _refreshed(previews: list[Preview]) -> list[Preview]:
+    found = Preview.objects.in_bulk([preview.pk for preview in previews])
+    return [found.get(preview.pk, preview) for preview in previews]
 
 
 def _variation_name(name: str, number: int, count: int) -> str:
@@ -210,22 +279,3 @@ def _variations_request(*, user, project: Project, persona: Persona, seed: int |
     return [
         preview_request(user=user, project=project, persona=persona, seed=(base_seed + i) % 2**32) for i in range(count)
     ]
-
-
-def _variations_save(*, user, project: Project, name: str, previews: list[Preview], hold: CreditHold):
-    """Wait for the previews and save the ones that succeeded; a save that fails is skipped, not half-reported."""
-    from avatar_creator import events
-
-    events.previews_wait(previews=previews, timeout=settings.AVATAR_SYNC_WAIT)
-    avatars, first_error = [], None
-    for i, preview in enumerate(previews, start=1):
-        if preview.status != PreviewStatus.SUCCEEDED:
-            continue
-        try:
-            avatar, _ = preview_save(user=user, project=project, preview_id=preview.pk, hold=hold, name=name,
-                                     variation=(i, len(previews)))  # fmt: skip
-        except ServiceError as exc:
-            first_error = first_error or exc
-            continue
-        avatars.append(avatar)
-    return avatars, first_error
