@@ -61,6 +61,13 @@ def flux(settings, fake_image_api):
 
 
 @pytest.fixture
+def held_queue(monkeypatch):
+    """Previews stay queued, as with a busy worker (the queue takes them, nobody runs them); a test that needs one
+    finished runs it with services.preview_attempt."""
+    monkeypatch.setattr("avatar_creator.services.previews._preview_enqueue", lambda *, preview_id: True)
+
+
+@pytest.fixture
 def make_user(db):
     def make(username: str | None = None, *, password: str = "correct-horse-battery-9", credits: int | None = None):
         username = username or f"user{next(_counter)}"

@@ -78,8 +78,7 @@ def test_generate_preview_count_defaults_to_one_with_its_own_batch(alice_api, pr
     assert body["preview"]["batchId"] == str(Preview.objects.get().batch_id)
 
 
-def test_generate_preview_count_async_answers_every_queued_preview(alice_api, project, monkeypatch):
-    monkeypatch.setattr("avatar_creator.services.previews._preview_enqueue", lambda *, preview_id: None)
+def test_generate_preview_count_async_answers_every_queued_preview(alice_api, project, held_queue):
     response = generate(alice_api, project, asynchronous=True, prompt=PROMPT, count=2, seed=5)
     assert response.status_code == 202
     body = response.json()

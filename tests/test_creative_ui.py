@@ -106,8 +106,7 @@ def test_more_like_this_of_another_users_avatar_is_not_found(client, bob, projec
 # Variations
 
 
-def test_preview_create_with_variations_asks_for_a_batch(alice_client, project, monkeypatch):
-    monkeypatch.setattr("avatar_creator.services.previews._preview_enqueue", lambda *, preview_id: None)
+def test_preview_create_with_variations_asks_for_a_batch(alice_client, project, held_queue):
     response = alice_client.post(
         f"/projects/{project.pk}/previews", {"prompt": PROMPT, "body_type": "half_body", "count": "4"}, **HTMX
     )
@@ -184,8 +183,7 @@ def test_pick_grid_ignores_previews_of_another_batch(alice_client, alice, projec
     assert Avatar.objects.count() == 0
 
 
-def test_regenerate_all_replaces_the_batch_with_as_many_new_previews(alice_client, alice, project, monkeypatch):
-    monkeypatch.setattr("avatar_creator.services.previews._preview_enqueue", lambda *, preview_id: None)
+def test_regenerate_all_replaces_the_batch_with_as_many_new_previews(alice_client, alice, project, held_queue):
     old = batch(alice, project, 2)
     alice_client.post(preview_url(project, old[0], "regenerate"), {"grid": "1"}, **HTMX)
     new = Preview.objects.exclude(pk__in=[p.pk for p in old])

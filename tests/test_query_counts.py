@@ -65,8 +65,7 @@ def test_preview_status_while_queued_with_an_estimate_queries(alice_api, alice, 
     assert (response.json()["preview"]["queuePosition"], response.json()["preview"]["etaSeconds"]) == (1, 12)
 
 
-def test_generate_preview_accepted_queries(alice_api, project, django_assert_num_queries, monkeypatch):
-    monkeypatch.setattr("avatar_creator.services.previews._preview_enqueue", lambda *, preview_id: None)
+def test_generate_preview_accepted_queries(alice_api, project, django_assert_num_queries, held_queue):
     cache.set(f"lumiku:eta:{settings.AVATAR_GENERATOR}", 12.0, 60)
     url = f"{API}/projects/{project.pk}/avatars/generate-preview"
     body = {"prompt": "A friendly portrait of a person with a hat"}

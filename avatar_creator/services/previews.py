@@ -114,7 +114,7 @@ def _preview_enqueue(*, preview_id) -> bool:
 
 
 def _preview_enqueue_noting_refusal(preview_id, refused: list) -> None:
-    if _preview_enqueue(preview_id=preview_id) is False:  # (tests stand in a function that returns nothing)
+    if not _preview_enqueue(preview_id=preview_id):
         refused.append(preview_id)
 
 

@@ -20,12 +20,6 @@ PHONE = (390, 844)
 DESKTOP = (1440, 900)
 
 
-@pytest.fixture
-def held_queue(monkeypatch):
-    """Previews stay queued, as with a busy worker; the test finishes them with services.preview_attempt."""
-    monkeypatch.setattr("avatar_creator.services.previews._preview_enqueue", lambda *, preview_id: None)
-
-
 @pytest.mark.parametrize("size", [PHONE, DESKTOP], ids=["phone", "desktop"])
 def test_every_page_and_modal_state_has_no_serious_axe_violations(open_page, held_queue, size):
     load_presets()  # as shipped: the landing's strip and the form's gallery are on the pages

@@ -33,12 +33,6 @@ def balance(username: str) -> int:
     return CreditAccount.objects.get(user__username=username).balance
 
 
-@pytest.fixture
-def held_queue(monkeypatch):
-    """Previews stay queued, as with a busy worker; the test finishes them with services.preview_attempt."""
-    monkeypatch.setattr("avatar_creator.services.previews._preview_enqueue", lambda *, preview_id: None)
-
-
 def test_journey_preview_regenerate_save_adds_the_avatar_and_charges(open_page, settings):
     settings.AVATAR_SAVE_COST = 10
     page = open_page()

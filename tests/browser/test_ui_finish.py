@@ -200,12 +200,6 @@ def test_fixed_prompt_loses_the_servers_error_before_it_is_sent_again(open_page)
     expect(prompt).not_to_have_attribute("aria-invalid", "true")
 
 
-@pytest.fixture
-def held_queue(monkeypatch):
-    """Previews stay queued, as with a busy worker; the test finishes them with services.preview_attempt."""
-    monkeypatch.setattr("avatar_creator.services.previews._preview_enqueue", lambda *, preview_id: None)
-
-
 def finished_step_held(page: Page):
     """Generate, finish the preview and hold the finished step the page then asks for: (its route, its response)."""
     to_the_avatar_form(page, "sinta")
