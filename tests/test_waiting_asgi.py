@@ -612,6 +612,55 @@ def test_legacy_waiting_generate_is_woken_saves_and_charges_as_under_wsgi(
     assert elapsed < 10
 
 
+def test_legacy_waiting_generate_charges_only_what_it_saved(server, start_worker, fake_image_api, make_user, settings):
+    """One variation of two fails for good: the other is saved and charged, the answer says 1 of 2, the rest of the
+    hold goes back."""
+    settings.AVATAR_SAVE_COST = 10
+    user = make_user("fajar", credits=30)
+    project = make_project(user)
+    fake_image_api.script(Reply("ok", delay=0.5), Reply("bad_request"))
+    start_worker()
+    status, _, body = request(
+        server, "POST", legacy_path(project), token=user.token, body={"prompt": PROMPT, "name": "Ayu", "count": 2}
+    )
+
+    assert status == 201, body
+    assert len(body["avatars"]) == 1 and body["message"] == "1 of 2 avatar(s) generated and saved."
+    assert money(user) == (20, 0, 1)
+    assert sorted(Preview.objects.filter(owner=user).values_list("status", flat=True)) == ["failed", "succeeded"]
+
+
+def test_legacy_waiting_generate_left_while_django_holds_lets_the_credits_go(server, make_user, settings, monkeypatch):
+    """The caller hangs up while Django is still holding the credits and queueing: once Django has answered, the
+    hold it made goes back (nobody is left to finish the generation)."""
+    from avatar_creator.api import views
+    from tests.worker import use_broker
+
+    settings.AVATAR_SYNC_WAIT = 60
+    user = make_user("gita", credits=100)
+    project = make_project(user)
+    begin = views.services.avatars_generate_begin
+
+    def slow_begin(**asked):
+        time.sleep(1)  # the client is gone by the time the credits are held
+        return begin(**asked)
+
+    monkeypatch.setattr(views.services, "avatars_generate_begin", slow_begin)
+    use_broker(redis_url())
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server, timeout=5)
+        headers = {"Authorization": f"Bearer {user.token}", "Content-Type": "application/json"}
+        conn.request("POST", legacy_path(project), body=json.dumps({"name": "Ayu", "prompt": PROMPT}), headers=headers)
+        time.sleep(0.3)
+        conn.close()
+        assert wait_until(lambda: Preview.objects.filter(owner=user).exists(), timeout=5, interval=0.05)
+        assert wait_until(lambda: money(user)[1] == 0, timeout=5, interval=0.05), "the hold stayed"
+    finally:
+        use_broker(None)
+        redis.Redis.from_url(redis_url()).flushdb()  # the task nobody took
+    assert money(user) == (100, 0, 0)
+
+
 def test_legacy_waiting_generate_race_charges_exactly_one_caller(server, start_worker, fake_image_api, make_user,
                                                                   settings):  # fmt: skip
     """Two callers at once with credit for one: Django's hold lets exactly one generate; the other is 402 at once."""
