@@ -176,7 +176,7 @@ class WaitingRoutes:
         """The legacy `avatars/generate` that waits: Django holds the credits and queues the previews (handed over in
         the scope, views.LEGACY_WAIT_HANDOFF), the wait holds no thread, then the previews that succeeded are saved
         out of the hold and the rest of it released (services.avatars_generate_finish), as the view does under WSGI.
-        A client that leaves before its answer is charged nothing: the hold goes, the previews stay to be saved."""
+        A client that leaves while it waits is charged nothing: the hold goes, the previews stay to be saved."""
         handoff: dict = {}
         call = asyncio.ensure_future(self._call({**scope, views.LEGACY_WAIT_HANDOFF: handoff}, body))
         try:
@@ -258,7 +258,12 @@ async def _abandon(generation: services.HeldGeneration) -> None:
 def _abandon_later(handoff: dict) -> None:
     """Once Django has answered a client that already left: let go of what it held, if it held anything."""
     if "generation" in handoff:
-        asyncio.ensure_future(_abandon(handoff["generation"]))
+        task = asyncio.ensure_future(_abandon(handoff["generation"]))
+        _letting_go.add(task)  # the loop keeps only a weak reference to a task
+        task.add_done_callback(_letting_go.discard)
+
+
+_letting_go: set[asyncio.Task] = set()
 
 
 @dataclass
