@@ -211,7 +211,8 @@ def test_broker_down_legacy_generate_charges_nothing(broker_down, alice_api, ali
     response = alice_api.post(url, {"prompt": PROMPT, "name": "Team", "count": 3}, format="json")
 
     assert (response.status_code, response.json()["error"]["code"]) == (503, "QUEUE_UNAVAILABLE")
-    assert list(Preview.objects.values_list("status", "error_code")) == [("failed", "QUEUE_UNAVAILABLE")]
+    # The three variations were admitted and created together; the broker refused each, so each is failed.
+    assert list(Preview.objects.values_list("status", "error_code")) == [("failed", "QUEUE_UNAVAILABLE")] * 3
     assert (Avatar.objects.count(), balance(alice)) == (0, 100)
     assert_every_save_charged_once()
 

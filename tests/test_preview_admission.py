@@ -140,3 +140,23 @@ def test_ui_preview_create_past_the_in_flight_limit_says_so(client, alice, setti
         "again. Nothing was charged." in text(response)
     )
     assert Preview.objects.filter(owner=alice).count() == 1
+
+
+LEGACY = "/api/avatar-creator/projects/{}/avatars/generate"
+
+
+def test_legacy_generate_admits_its_whole_count_or_nothing(alice_api, alice, settings, held_queue):
+    """The legacy call's variations (count 1-5) are admitted together: five may start while nothing else is in flight
+    even with the in-flight limit at 4 (a request is never refused for ever), and a batch that does not fit beside
+    what is in flight is refused with nothing created."""
+    settings.AVATAR_MAX_ACTIVE_PREVIEWS = 4
+    project = make_project(alice)
+    url = LEGACY.format(project.pk)
+    response = alice_api.post(url, {"prompt": PROMPT, "name": "Ayu", "count": 5}, format="json", headers=ASYNC)
+    assert response.status_code == 202, response.json()
+    assert len(response.json()["previews"]) == 5
+    assert Preview.objects.filter(owner=alice).values("batch_id").distinct().count() == 1
+
+    response = alice_api.post(url, {"prompt": PROMPT, "name": "Ayu", "count": 2}, format="json", headers=ASYNC)
+    assert (response.status_code, response.json()["error"]["code"]) == (429, "TOO_MANY_ACTIVE_PREVIEWS")
+    assert Preview.objects.filter(owner=alice).count() == 5

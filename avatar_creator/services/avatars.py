@@ -1,7 +1,6 @@
 """Avatars: saving a preview (charged), the legacy uploads and one-call generation, renaming and deleting."""
 
 import logging
-import secrets
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -14,7 +13,7 @@ from avatar_creator.errors import InsufficientCredits, NotFound, PreviewNotAvail
 from avatar_creator.models import Avatar, CreditHold, Preview, PreviewStatus, Project, SourceType
 from avatar_creator.prompts import NAME_MAX_CHARS, Persona
 from avatar_creator.services.credits import credits_available_for_user, credits_charge, credits_hold, credits_release
-from avatar_creator.services.previews import preview_error, preview_request
+from avatar_creator.services.previews import preview_error, previews_request
 from avatar_creator.services.projects import project_touch
 
 logger = logging.getLogger(__name__)
@@ -275,7 +274,5 @@ def _variation_name(name: str, number: int, count: int) -> str:
 
 
 def _variations_request(*, user, project: Project, persona: Persona, seed: int | None, count: int) -> list[Preview]:
-    base_seed = secrets.randbelow(2**32) if seed is None else seed
-    return [
-        preview_request(user=user, project=project, persona=persona, seed=(base_seed + i) % 2**32) for i in range(count)
-    ]
+    """The variations as one batch (seeds seed, seed+1, ...): admitted together or refused with nothing created."""
+    return previews_request(user=user, project=project, persona=persona, seed=seed, count=count)

@@ -61,7 +61,9 @@ def preview_rate_check(*, user, count: int = 1) -> None:
 
 def _active_check(*, active: int, count: int) -> None:
     limit = settings.AVATAR_MAX_ACTIVE_PREVIEWS
-    if active + count <= limit:
+    # A batch larger than the limit (the legacy generate's count goes to 5) may still start alone: no request is
+    # refused for ever.
+    if active + count <= max(limit, count):
         return
     retry_after = 10
     raise TooManyActivePreviews(
