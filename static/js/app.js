@@ -199,6 +199,14 @@
     pressedOnBackdrop = false;
   });
 
+  // A browser scrolls a focused text box only as far as its caret: the rest of the box could stay under the actions
+  // bar at the dialog's bottom edge. Bring the whole box into view (the dialog's scroll-padding keeps it clear).
+  dialog.addEventListener("focusin", function (event) {
+    if (event.target.tagName === "TEXTAREA") {
+      event.target.scrollIntoView({ block: "nearest" });
+    }
+  });
+
   // showModal() already makes the page behind inert; this keeps Tab cycling inside instead of leaving for the
   // browser's own controls.
   dialog.addEventListener("keydown", function (event) {
