@@ -60,6 +60,13 @@ def generate(page: Page) -> None:
     page.locator("#modal").get_by_role("button", name="Generate preview").click()
 
 
+def generate_variations(page: Page, count: int) -> None:
+    """Ask for `count` variations of what the form describes; the grid to pick from is shown once they are made."""
+    page.locator("#modal").get_by_label(str(count), exact=True).check()
+    generate(page)
+    expect(page.locator("#modal-title")).to_have_text("Pick your favourites")
+
+
 def expect_phase_two(page: Page) -> None:
     expect(page.locator("#modal-title")).to_have_text("Your preview")
     image = page.locator("#modal .split-media img")

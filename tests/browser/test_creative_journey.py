@@ -10,7 +10,15 @@ from playwright.sync_api import expect
 from avatar_creator.models import Avatar, CreditAccount, Preview, PreviewStatus, Project
 from tests.browser.axe import serious_violations
 from tests.browser.conftest import screenshot
-from tests.browser.steps import create_project, describe, expect_phase_two, generate, open_avatar_form, sign_up
+from tests.browser.steps import (
+    create_project,
+    describe,
+    expect_phase_two,
+    generate,
+    generate_variations,
+    open_avatar_form,
+    sign_up,
+)
 from tests.factories import load_presets, make_avatar
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -32,11 +40,8 @@ def test_journey_pick_grid_saves_the_picked_variations(open_page, settings):
     create_project(page, "Campaign")
     open_avatar_form(page)
     describe(page)
+    generate_variations(page, 2)
     modal = page.locator("#modal")
-    modal.get_by_label("2", exact=True).check()
-    generate(page)
-
-    expect(page.locator("#modal-title")).to_have_text("Pick your favourites")
     tiles = modal.locator(".pick-item img")
     expect(tiles).to_have_count(2)
     page.set_viewport_size({"width": 390, "height": 844})

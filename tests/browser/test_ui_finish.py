@@ -18,6 +18,7 @@ from tests.browser.steps import (
     describe,
     expect_phase_two,
     generate,
+    generate_variations,
     open_avatar_form,
     sign_up,
     wait_until,
@@ -400,9 +401,7 @@ def test_narrowest_phone_keeps_every_label_inside_its_button(open_page):
     expect(page.locator("#modal")).to_be_hidden()
     open_avatar_form(page)
     describe(page)
-    page.locator("#modal").get_by_label("4", exact=True).check()
-    generate(page)
-    expect(page.locator("#modal-title")).to_have_text("Pick your favourites")
+    generate_variations(page, 4)
     assert actions.evaluate_all(SPILLED_LABELS) == []
     for index in range(actions.count()):
         expect(actions.nth(index)).to_be_in_viewport()
@@ -417,10 +416,8 @@ def test_pick_grid_keeps_its_actions_in_view_on_a_laptop_screen(open_page, setti
     create_project(page, "Laptop")
     open_avatar_form(page)
     describe(page)
+    generate_variations(page, 4)
     modal = page.locator("#modal")
-    modal.get_by_label("4", exact=True).check()
-    generate(page)
-    expect(page.locator("#modal-title")).to_have_text("Pick your favourites")
     assert modal.evaluate("dialog => dialog.scrollHeight > dialog.clientHeight")  # the grid does scroll
     actions = modal.locator(".preview-actions .btn")
     expect(actions).to_have_count(3)
@@ -474,9 +471,7 @@ def test_keyboard_focus_never_hides_under_the_dialog_actions(open_page, width, h
                 hidden.append((step, seen))
         if step == "form":
             describe(page)
-            modal.get_by_label("4", exact=True).check()
-            generate(page)
-            expect(page.locator("#modal-title")).to_have_text("Pick your favourites")
+            generate_variations(page, 4)
             modal.locator(".modal-header button").focus()
     assert hidden == []
 
