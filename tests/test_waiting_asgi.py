@@ -444,8 +444,9 @@ def test_waiting_generate_preview_failure_and_refusals(server, start_worker, fak
     assert Preview.objects.filter(owner=alice).count() == 1
 
 
-def test_waiting_generate_preview_that_runs_out_of_time_says_where_to_follow(server, alice, settings):
-    """No worker: the preview stays queued; the wait ends after AVATAR_SYNC_WAIT with 504 and `Location`."""
+def test_waiting_generate_preview_that_runs_out_of_time_says_where_to_follow(server, alice, settings, caplog):
+    """No worker: the preview stays queued; the wait ends after AVATAR_SYNC_WAIT with 504 and `Location`, logged as
+    Django logs a 5xx of its own."""
     from tests.worker import use_broker
 
     settings.AVATAR_SYNC_WAIT = 1
@@ -459,6 +460,8 @@ def test_waiting_generate_preview_that_runs_out_of_time_says_where_to_follow(ser
         redis.Redis.from_url(redis_url()).flushdb()  # the task nobody took
     assert (status, body["error"]["code"]) == (504, "GENERATION_TIMEOUT")
     assert response.getheader("Location") == detail(body["error"]["details"]["previewId"])
+    logged = [(r.levelname, r.getMessage(), r.status_code) for r in caplog.records if r.name == "django.request"]
+    assert logged == [("ERROR", f"Gateway Timeout: {path}", 504)]
 
 
 def test_a_wait_outlives_a_broken_bus_connection(server, alice, project):

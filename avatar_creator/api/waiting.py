@@ -31,6 +31,8 @@ from io import BytesIO
 
 from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest, get_script_prefix
+from django.http import HttpResponse
+from django.utils.log import log_response
 from rest_framework.renderers import JSONRenderer
 
 from avatar_creator import events, selectors, services
@@ -167,8 +169,9 @@ class WaitingRoutes:
             await accepted.send_to(send)
             return
         ids = [preview["id"] for preview in json.loads(accepted.body)["previews"]]
-        look = partial(streams.pooled(_waited_answer), ASGIRequest(scope, BytesIO()), ids)
-        status, content, extra = await _until_answered(ids, look)
+        request = ASGIRequest(scope, BytesIO())
+        status, content, extra = await _until_answered(ids, partial(streams.pooled(_waited_answer), request, ids))
+        _log_answer(request, status)
         answer = _Answer(status, [*_without(accepted.headers, *_BODY_HEADERS), *extra], [content])
         await answer.send_to(send)
 
@@ -190,12 +193,14 @@ class WaitingRoutes:
             await begun.send_to(send)
             return
         ids = [str(preview.pk) for preview in generation.previews]
-        look = partial(streams.pooled(_legacy_answer), ASGIRequest(scope, BytesIO()), generation)
+        request = ASGIRequest(scope, BytesIO())
+        look = partial(streams.pooled(_legacy_answer), request, generation)
         try:
             status, content, extra = await _until_answered(ids, look)
         except BaseException:
             await asyncio.shield(_abandon(generation))
             raise
+        _log_answer(request, status)
         answer = _Answer(status, [*_without(begun.headers, *_BODY_HEADERS), *extra], [content])
         await answer.send_to(send)
 
@@ -249,6 +254,14 @@ def _rendered(answer) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
     extra = [(b"content-type", _JSON)]
     extra += [(name.lower().encode(), str(value).encode()) for name, value in headers.items()]
     return status, JSONRenderer().render(body), extra
+
+
+def _log_answer(request, status: int) -> None:
+    """An error that a waiting route answers itself (Django answered the first call, and logged only that) is logged
+    as Django logs its own: on `django.request`, a warning for a 4xx, an error for a 5xx."""
+    if status >= 400:
+        response = HttpResponse(status=status)
+        log_response("%s: %s", response.reason_phrase, request.path, response=response, request=request)
 
 
 async def _abandon(generation: services.HeldGeneration) -> None:
