@@ -185,7 +185,7 @@ def avatars_generate(
                 _GENERATE_REFUSAL.format(count=count).format(required=required, available=available),
                 details={"required": required, "balance": available},
             )
-        return _variations_request(user=user, project=project, persona=persona, seed=seed, count=count), []
+        return previews_request(user=user, project=project, persona=persona, seed=seed, count=count), []
     generation = avatars_generate_begin(user=user, project=project, name=name, count=count, persona=persona, seed=seed)
     try:
         events.previews_wait(previews=generation.previews, timeout=settings.AVATAR_SYNC_WAIT)
@@ -221,7 +221,8 @@ def avatars_generate_begin(
         message=_GENERATE_REFUSAL.format(count=count),
     )
     try:
-        previews = _variations_request(user=user, project=project, persona=persona, seed=seed, count=count)
+        # One batch (seeds seed, seed+1, ...): admitted together or refused with nothing created.
+        previews = previews_request(user=user, project=project, persona=persona, seed=seed, count=count)
     except BaseException:
         credits_release(hold=hold)
         raise
@@ -271,8 +272,3 @@ def _variation_name(name: str, number: int, count: int) -> str:
         return name
     suffix = f" - Variation {number}"
     return name[: NAME_MAX_CHARS - len(suffix)].rstrip() + suffix
-
-
-def _variations_request(*, user, project: Project, persona: Persona, seed: int | None, count: int) -> list[Preview]:
-    """The variations as one batch (seeds seed, seed+1, ...): admitted together or refused with nothing created."""
-    return previews_request(user=user, project=project, persona=persona, seed=seed, count=count)
