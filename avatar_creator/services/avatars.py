@@ -9,10 +9,10 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from avatar_creator import events, files, images
-from avatar_creator.errors import InsufficientCredits, NotFound, PreviewNotAvailable, ServiceError, StorageFailed
+from avatar_creator.errors import NotFound, PreviewNotAvailable, ServiceError, StorageFailed
 from avatar_creator.models import Avatar, CreditHold, Preview, PreviewStatus, Project, SourceType
 from avatar_creator.prompts import NAME_MAX_CHARS, Persona
-from avatar_creator.services.credits import credits_available_for_user, credits_charge, credits_hold, credits_release
+from avatar_creator.services.credits import credits_charge, credits_hold, credits_release, credits_require
 from avatar_creator.services.previews import preview_error, previews_request
 from avatar_creator.services.projects import project_touch
 
@@ -178,13 +178,7 @@ def avatars_generate(
     Without `wait`, the credits are checked and the queued previews returned for the client to poll and save.
     """
     if not wait:
-        required = settings.AVATAR_SAVE_COST * count
-        available = credits_available_for_user(user=user)
-        if available < required:
-            raise InsufficientCredits(
-                _GENERATE_REFUSAL.format(count=count).format(required=required, available=available),
-                details={"required": required, "balance": available},
-            )
+        credits_require(user=user, amount=settings.AVATAR_SAVE_COST * count, message=_generate_refusal(count))
         return previews_request(user=user, project=project, persona=persona, seed=seed, count=count), []
     generation = avatars_generate_begin(user=user, project=project, name=name, count=count, persona=persona, seed=seed)
     try:
@@ -195,7 +189,9 @@ def avatars_generate(
     return generation.previews, avatars_generate_finish(generation=generation)
 
 
-_GENERATE_REFUSAL = "{count} avatar(s) cost {{required}} credits and you have {{available}}."
+def _generate_refusal(count: int) -> str:
+    """The legacy generate's InsufficientCredits message, for credits_require / credits_hold to fill in."""
+    return f"{count} avatar(s) cost {{required}} credits and you have {{available}}."
 
 
 @dataclass(frozen=True)
@@ -218,7 +214,7 @@ def avatars_generate_begin(
         user=user,
         amount=settings.AVATAR_SAVE_COST * count,
         ttl=settings.AVATAR_SYNC_WAIT + 60,
-        message=_GENERATE_REFUSAL.format(count=count),
+        message=_generate_refusal(count),
     )
     try:
         # One batch (seeds seed, seed+1, ...): admitted together or refused with nothing created.

@@ -55,19 +55,29 @@ def credits_available_for_user(*, user) -> int:
     return _available(credit_account_for_user(user=user))
 
 
-def _refuse(required: int, available: int, message: str) -> InsufficientCredits:
-    return InsufficientCredits(message, details={"required": required, "balance": available})
+_COSTS = "This costs {required} credits and you have {available}."
+_SAVE_COSTS = "Saving costs {required} credits and you have {available}."
 
 
-def credits_hold(*, user, amount: int, ttl: float, message: str = "This costs {required} credits and you have "
-                 "{available}.") -> CreditHold:  # fmt: skip
+def _require(amount: int, available: int, message: str) -> None:
+    """InsufficientCredits when `available` is short of `amount`; `message` may name {required} and {available}."""
+    if available < amount:
+        details = {"required": amount, "balance": available}
+        raise InsufficientCredits(message.format(required=amount, available=available), details=details)
+
+
+def credits_require(*, user, amount: int, message: str = _COSTS) -> None:
+    """Raise InsufficientCredits unless `amount` credits are available now; nothing is set aside (credits_hold does
+    that). `message` may name {required} and {available}."""
+    _require(amount, credits_available_for_user(user=user), message)
+
+
+def credits_hold(*, user, amount: int, ttl: float, message: str = _COSTS) -> CreditHold:
     """Set `amount` credits aside for up to `ttl` seconds, or raise InsufficientCredits (nothing held).
     `message` may name {required} and {available}."""
     with transaction.atomic():
         account = _locked_account(user)
-        available = _available(account)
-        if available < amount:
-            raise _refuse(amount, available, message.format(required=amount, available=available))
+        _require(amount, _available(account), message)
         return CreditHold.objects.create(
             account=account, amount=amount, expires_at=timezone.now() + timedelta(seconds=ttl)
         )
@@ -94,9 +104,7 @@ def credits_charge(
             hold.amount -= amount
             hold.save(update_fields=["amount"])
         else:
-            available = _available(account, excluding=hold)
-            if available < amount:
-                raise _refuse(amount, available, f"Saving costs {amount} credits and you have {available}.")
+            _require(amount, _available(account, excluding=hold), _SAVE_COSTS)
         account.balance -= amount
         account.save(update_fields=["balance", "updated_at"])
         return CreditLedgerEntry.objects.create(
