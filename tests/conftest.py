@@ -23,6 +23,13 @@ def _test_media_root():
     shutil.rmtree(settings.TEST_MEDIA_ROOT, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(_test_media_root, django_db_setup):
+    """pytest-django's, after the test media folder is made and so undone before it is removed: on SQLite the test
+    database is a file in that folder (lumiku/settings/test.py)."""
+    yield
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _test_database_left_alone(django_db_setup, django_db_blocker):
     """Before the test database is dropped (this fixture is set up after it, so torn down before it): the embedded

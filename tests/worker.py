@@ -85,6 +85,8 @@ def _database_url() -> str:
     from django.db import connection
 
     db = connection.settings_dict
+    if connection.vendor == "sqlite":  # the test database is a file (lumiku/settings/test.py): others can open it
+        return f"sqlite:///{db['NAME']}"
     auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 

@@ -15,6 +15,11 @@ os.environ.setdefault("LUMIKU_TEST_MEDIA_ROOT", tempfile.mkdtemp(prefix="lumiku-
 TEST_MEDIA_ROOT = Path(os.environ["LUMIKU_TEST_MEDIA_ROOT"])
 MEDIA_ROOT = TEST_MEDIA_ROOT / "public"
 PRIVATE_MEDIA_ROOT = TEST_MEDIA_ROOT / "private"
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # A file, not Django's in-memory test database: that one shares a cache between the threads' connections, where a
+    # lock conflict fails at once ("database table is locked") instead of waiting, and the tests run the request, the
+    # in-process worker and its heartbeat on threads of one process, as the embedded default does (on a file).
+    DATABASES["default"]["TEST"] = {"NAME": str(TEST_MEDIA_ROOT / "test.sqlite3")}  # noqa: F405
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(MEDIA_ROOT)}},
     "previews": {
