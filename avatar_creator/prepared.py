@@ -8,14 +8,19 @@ only the values change.
 
 Each value is named with the model field it is compared to, which converts it exactly as a filter would
 (`to_python` refuses what the field cannot hold, with the ValidationError or ValueError a filter raises).
+
+A `PreparedUpdate` does the same for an UPDATE of one row that hands the row back as it left it (`RETURNING`): one
+statement where a read and a conditional UPDATE took two.
 """
 
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from django.db import connections, router
 from django.db.models import Field, Model, QuerySet
+from django.db.models.sql import UpdateQuery
 
 
 @dataclass(frozen=True)
@@ -38,23 +43,10 @@ class PreparedRead:
 
     def get(self, **values) -> tuple[Model, dict] | None:
         alias = router.db_for_read(self.model)
-        connection = connections[alias]
         compiled = self._compiled.get(alias) or self._compile(alias)
-        params = list(compiled.params)
-        for name, value in values.items():
-            field = self.fields[name]
-            prepared = field.get_db_prep_value(field.to_python(value), connection, prepared=False)
-            for position in compiled.positions[name]:
-                params[position] = prepared
-        with connection.cursor() as cursor:
-            cursor.execute(compiled.sql, params)
-            row = cursor.fetchone()
+        row = _fetch_one(connections[alias], compiled, self.fields, values)
         if row is None:
             return None
-        row = list(row)
-        for position, (converters, expression) in compiled.converters.items():
-            for converter in converters:
-                row[position] = converter(row[position], expression, connection)
         size = len(compiled.init_list)
         instance = self.model.from_db(alias, compiled.init_list, row[:size])
         return instance, dict(zip(compiled.extra, row[size:], strict=True))
@@ -65,12 +57,7 @@ class PreparedRead:
         queryset = self.build(**stand_ins)[:1]
         compiler = queryset.query.get_compiler(using=alias)
         sql, params = compiler.as_sql()
-        positions = {}
-        for name, field in self.fields.items():
-            prepared = field.get_db_prep_value(stand_ins[name], connection, prepared=False)
-            positions[name] = [i for i, param in enumerate(params) if param == prepared]
-            if not positions[name]:
-                raise ValueError(f"{name!r} is not a parameter of the prepared query")
+        positions = _positions(connection, self.fields, stand_ins, params)
         select = compiler.select
         model_columns = compiler.klass_info["select_fields"]
         init_list = [select[i][0].target.attname for i in model_columns]
@@ -83,9 +70,82 @@ class PreparedRead:
         return compiled
 
 
+class PreparedUpdate:
+    """`build(**values)` returns the queryset that names at most one row and the values to set, as
+    `QuerySet.update()` takes them (plain values or expressions such as `F("attempts") + 1`); `fields` names the model
+    field each value is converted by. `run(**values)` updates the row and returns it as the UPDATE left it, or None
+    when no row matched. On a database that cannot return rows from an UPDATE (SQLite before 3.35) it changes nothing
+    and returns None: the caller's other way (a read, then a change under the lock) does the work there."""
+
+    def __init__(self, model: type[Model], build: Callable[..., tuple[QuerySet, dict]], **fields: Field):
+        self.model, self.build, self.fields = model, build, fields
+        self._compiled: dict[str, _Compiled | None] = {}
+
+    def run(self, **values) -> Model | None:
+        alias = router.db_for_write(self.model)
+        compiled = self._compiled[alias] if alias in self._compiled else self._compile(alias)
+        if compiled is None:
+            return None
+        row = _fetch_one(connections[alias], compiled, self.fields, values)
+        return None if row is None else self.model.from_db(alias, compiled.init_list, row)
+
+    def _compile(self, alias: str) -> _Compiled | None:
+        connection = connections[alias]
+        if not connection.features.can_return_columns_from_insert:  # the same RETURNING clause, from the same version
+            self._compiled[alias] = None
+            return None
+        stand_ins = {name: _stand_in(field) for name, field in self.fields.items()}
+        queryset, changes = self.build(**stand_ins)
+        query = queryset.query.chain(UpdateQuery)
+        query.add_update_values(changes)
+        compiler = query.get_compiler(using=alias)
+        sql, params = compiler.as_sql()
+        columns = [field.get_col(self.model._meta.db_table) for field in self.model._meta.concrete_fields]
+        sql += " RETURNING " + ", ".join(connection.ops.quote_name(column.target.column) for column in columns)
+        positions = _positions(connection, self.fields, stand_ins, params)
+        converters = compiler.get_converters(columns)
+        compiled = _Compiled(sql, tuple(params), positions, [column.target.attname for column in columns], [],
+                             converters)  # fmt: skip
+        self._compiled[alias] = compiled
+        return compiled
+
+
+def _positions(connection, fields: dict[str, Field], stand_ins: dict, params) -> dict[str, list[int]]:
+    """Where each named value sits among the compiled query's parameters, found by its stand-in."""
+    positions = {}
+    for name, field in fields.items():
+        prepared = field.get_db_prep_value(stand_ins[name], connection, prepared=False)
+        positions[name] = [i for i, param in enumerate(params) if param == prepared]
+        if not positions[name]:
+            raise ValueError(f"{name!r} is not a parameter of the prepared query")
+    return positions
+
+
+def _fetch_one(connection, compiled: _Compiled, fields: dict[str, Field], values: dict) -> list | None:
+    """Run the compiled SQL with the real values in their places; the first row, through the columns' converters."""
+    params = list(compiled.params)
+    for name, value in values.items():
+        field = fields[name]
+        prepared = field.get_db_prep_value(field.to_python(value), connection, prepared=False)
+        for position in compiled.positions[name]:
+            params[position] = prepared
+    with connection.cursor() as cursor:
+        cursor.execute(compiled.sql, params)
+        rows = cursor.fetchall()  # to the end: SQLite finishes an UPDATE ... RETURNING (and its lock) only there
+    if not rows:
+        return None
+    row = list(rows[0])
+    for position, (converters, expression) in compiled.converters.items():
+        for converter in converters:
+            row[position] = converter(row[position], expression, connection)
+    return row
+
+
 def _stand_in(field: Field):
     """A value no real row has, of the field's type, to find the field's place among the parameters."""
     target = getattr(field, "target_field", field)
     if target.get_internal_type() == "UUIDField":
         return uuid.UUID("5e171e11-0000-4000-8000-00000000c0de")
+    if target.get_internal_type() == "DateTimeField":
+        return datetime(1901, 2, 3, 4, 5, 6, 736_491, tzinfo=UTC)
     return -736_491_027

@@ -284,27 +284,36 @@ def test_reaped_preview_discards_the_late_result_and_cannot_be_saved(alice_api, 
     assert_every_save_charged_once()
 
 
-# The worker's unlocked changes (services/previews.py `_preview_change_at`): a change that lands between its read
-# and its write wins, as it would under the lock.
+# The worker's unlocked changes (services/previews.py): a change that lands just before the conditional UPDATE that
+# takes a queued preview (`_CLAIM_QUEUED`), or between the read of a running one and the write of its success
+# (`_preview_change_at`), wins, as it would under the lock.
 
 
 def _cancel_before(monkeypatch, status: str) -> None:
-    """Cancel the preview just before the worker writes the change it decided on a row read as `status`."""
+    """Cancel the preview just before the worker writes the change it decided for a row that was `status`."""
+    if status == PreviewStatus.QUEUED:
+        claim = previews_service._CLAIM_QUEUED
+
+        def cancel_first(*, pk, now):
+            services.preview_cancel(preview=Preview.objects.get(pk=pk))
+            return type(claim).run(claim, pk=pk, now=now)
+
+        monkeypatch.setattr(claim, "run", cancel_first)
+        return
     real = previews_service._preview_change_at
 
-    def cancel_first(preview, change):
+    def cancel_first_at(preview, change):
         if preview.status == status:
             services.preview_cancel(preview=Preview.objects.get(pk=preview.pk))
         return real(preview, change)
 
-    monkeypatch.setattr(previews_service, "_preview_change_at", cancel_first)
+    monkeypatch.setattr(previews_service, "_preview_change_at", cancel_first_at)
 
 
-def test_a_cancel_between_the_workers_read_and_its_start_is_kept(alice, monkeypatch):
+def test_a_cancel_just_before_the_worker_takes_the_preview_is_kept(alice, monkeypatch):
     preview = make_preview(alice, make_project(alice))
     _cancel_before(monkeypatch, PreviewStatus.QUEUED)
-    asked = []
-    monkeypatch.setattr(generators, "get_generator", lambda: asked.append(1) or generators.OfflineGenerator())
+    asked = _asked_generator(monkeypatch)
 
     outcome = services.preview_attempt(preview_id=preview.pk)
 
@@ -324,6 +333,67 @@ def test_a_cancel_while_generating_is_kept_and_the_result_dropped(alice, monkeyp
     assert (outcome.status, preview.status, preview.attempts, preview.version) == ("canceled", "canceled", 1, 2)
     assert (preview.image.name, preview.thumbnail.name) == ("", "")
     assert files_under(django_settings.PRIVATE_MEDIA_ROOT) == []
+
+
+def _asked_generator(monkeypatch) -> list:
+    asked = []
+    monkeypatch.setattr(generators, "get_generator", lambda: asked.append(1) or generators.OfflineGenerator())
+    return asked
+
+
+def test_an_attempt_on_a_queued_preview_past_its_deadline_fails_it_without_generating(alice, monkeypatch):
+    preview = make_preview(alice, make_project(alice), deadline_at=timezone.now() - timedelta(seconds=1))
+    asked = _asked_generator(monkeypatch)
+
+    outcome = services.preview_attempt(preview_id=preview.pk)
+
+    preview.refresh_from_db()
+    assert (outcome.status, preview.status, preview.error_code, preview.attempts, asked) == (
+        "failed", "failed", "GENERATION_TIMEOUT", 0, []
+    )  # fmt: skip
+
+
+def test_a_retried_attempt_keeps_the_first_start_and_counts_on(alice, monkeypatch):
+    first_start = timezone.now() - timedelta(seconds=30)
+    preview = make_preview(alice, make_project(alice), attempts=1, started_at=first_start, error_code="MODEL_LOADING")
+    Preview.objects.filter(pk=preview.pk).update(version=3)
+
+    outcome = services.preview_attempt(preview_id=preview.pk)
+
+    preview.refresh_from_db()
+    assert (outcome.status, preview.attempts, preview.started_at, preview.version) == (
+        "succeeded", 2, first_start, 5
+    )  # fmt: skip
+    assert (preview.error_code, preview.next_attempt_at) == ("", None)
+
+
+@pytest.mark.parametrize(("beat_age", "runs"), [(1, False), (3600, True)], ids=["alive", "stale"])
+def test_a_running_preview_is_taken_only_from_a_dead_worker(alice, monkeypatch, beat_age, runs):
+    """A redelivered twin: while the other worker's heartbeat is fresh it is left alone (and looked at again once the
+    beat would be stale); a stale beat means that worker is gone, and the attempt takes the preview over."""
+    preview = make_preview(alice, make_project(alice), status=PreviewStatus.RUNNING, attempts=1,
+                           started_at=timezone.now() - timedelta(seconds=beat_age))  # fmt: skip
+    Preview.objects.filter(pk=preview.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=beat_age))
+    asked = _asked_generator(monkeypatch)
+
+    outcome = services.preview_attempt(preview_id=preview.pk)
+
+    preview.refresh_from_db()
+    if runs:
+        assert (outcome.status, preview.status, preview.attempts, asked) == ("succeeded", "succeeded", 2, [1])
+    else:
+        assert (outcome.status, preview.status, preview.attempts, asked) == ("running", "running", 1, [])
+        beat = django_settings.AVATAR_HEARTBEAT_STALE + django_settings.AVATAR_HEARTBEAT_INTERVAL
+        assert 0 < outcome.retry_in <= beat
+
+
+def test_an_attempt_on_a_finished_or_missing_preview_does_nothing(alice, monkeypatch):
+    canceled = make_preview(alice, make_project(alice), status=PreviewStatus.CANCELED)
+    asked = _asked_generator(monkeypatch)
+
+    assert services.preview_attempt(preview_id=canceled.pk).status == "canceled"
+    assert services.preview_attempt(preview_id="8d0b7a8e-1d9f-4c55-9a43-3b8f0b1d2c4e").status == "missing"
+    assert (Preview.objects.get().version, asked) == (canceled.version, [])
 
 
 def _generating_for(seconds: float):

@@ -7,9 +7,10 @@ then expired. Saving a preview as an avatar is in services/avatars.py.
       '-- cancel (queued or running) --> canceled;   the reaper fails what a vanished worker left behind
 
 Every change of state goes through `_preview_change`: lock the row, decide on what is there now, save the fields
-that changed, in one transaction; or, for the worker's two changes on every preview, `_preview_change_at`: decide on
-the row as read and save only if its version has not moved since (else the locked way). A preview is never generated
-or written again once finished.
+that changed, in one transaction. The worker's two changes on every preview skip the lock: a queued preview is taken
+by one conditional UPDATE that returns it (`_CLAIM_QUEUED`), and its success is saved only if its version has not moved
+since (`_preview_change_at`); anything else goes the locked way. A preview is never generated or written again once
+finished.
 """
 
 import logging
@@ -28,13 +29,15 @@ from functools import partial
 import kombu.exceptions
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from avatar_creator import events, files, images
 from avatar_creator import generators as gen
 from avatar_creator.errors import PreviewNotAvailable, QueueUnavailable, ServiceError
 from avatar_creator.models import ACTIVE_PREVIEW_STATUSES, Avatar, Preview, PreviewStatus, Project
-from avatar_creator.prepared import PreparedRead
+from avatar_creator.prepared import PreparedUpdate
 from avatar_creator.prompts import Persona
 from avatar_creator.services.rates import preview_rate_check
 
@@ -134,16 +137,13 @@ def _preview_change(preview_id, change) -> Preview | None:
         if fields:
             preview.version += 1
             preview.save(update_fields=[*fields, "version"])
-            completed = bool(preview.webhook_url) and preview.is_finished and not was_finished
-            transaction.on_commit(partial(_preview_published, preview_id=preview.pk, version=preview.version,
-                                          left_queue=was_queued and preview.status != PreviewStatus.QUEUED,
-                                          completed=completed))  # fmt: skip
+            _publish_on_commit(preview, was_queued=was_queued, was_finished=was_finished)
     return preview
 
 
 def _preview_change_at(preview: Preview, change) -> bool:
-    """`_preview_change` without the lock and its transaction, for the worker's two changes on every preview
-    (queued -> running, running -> succeeded): `change` decides on `preview` as it was read, and one UPDATE saves its
+    """`_preview_change` without the lock and its transaction, for the worker's change on every preview that it
+    generated (running -> succeeded): `change` decides on `preview` as it was read, and one UPDATE saves its
     fields only if the row is still at the `version` read. Every change of state bumps the version (here or under the
     lock), so a change that got there first (a cancel, the reaper, a twin) is never overwritten. Returns False when
     nothing was written: `change` set nothing, or the row moved on or is gone; `preview` is then stale and the caller
@@ -157,11 +157,16 @@ def _preview_change_at(preview: Preview, change) -> bool:
     if not Preview.objects.filter(pk=preview.pk, version=version).update(**values, version=version + 1):
         return False
     preview.version = version + 1
+    _publish_on_commit(preview, was_queued=was_queued, was_finished=was_finished)
+    return True
+
+
+def _publish_on_commit(preview: Preview, *, was_queued: bool, was_finished: bool) -> None:
+    """Once the change that left `preview` as it is commits: its event, and its webhook if it just finished."""
     completed = bool(preview.webhook_url) and preview.is_finished and not was_finished
     transaction.on_commit(partial(_preview_published, preview_id=preview.pk, version=preview.version,
                                   left_queue=was_queued and preview.status != PreviewStatus.QUEUED,
                                   completed=completed))  # fmt: skip
-    return True
 
 
 def _preview_published(*, preview_id, version: int, left_queue: bool, completed: bool) -> None:
@@ -191,8 +196,17 @@ class AttemptOutcome:
     retry_in: float | None = None
 
 
-# The worker's first read of every preview, its SQL compiled once (prepared.py).
-_PREVIEW_BY_ID = PreparedRead(Preview, lambda pk: Preview.objects.filter(pk=pk), pk=Preview._meta.pk)
+def _claim_query(*, pk, now):
+    """A queued preview whose deadline is still ahead, taken by this attempt (what `start` below decides for it)."""
+    queued = Preview.objects.filter(pk=pk, status=PreviewStatus.QUEUED, deadline_at__gt=now)
+    return queued, {
+        "status": PreviewStatus.RUNNING, "started_at": Coalesce("started_at", Value(now)),
+        "attempts": F("attempts") + 1, "heartbeat_at": now, "next_attempt_at": None, "version": F("version") + 1,
+    }  # fmt: skip
+
+
+# The worker takes a queued preview in one statement, which returns the row as taken; its SQL is compiled once.
+_CLAIM_QUEUED = PreparedUpdate(Preview, _claim_query, pk=Preview._meta.pk, now=Preview._meta.get_field("deadline_at"))
 
 
 def preview_attempt(*, preview_id) -> AttemptOutcome:
@@ -214,12 +228,13 @@ def preview_attempt(*, preview_id) -> AttemptOutcome:
         return _set(preview, status=PreviewStatus.RUNNING, started_at=preview.started_at or now,
                     attempts=preview.attempts + 1, heartbeat_at=now, next_attempt_at=None)  # fmt: skip
 
-    # A queued preview (nearly always) is taken with one read and one conditional UPDATE; anything else, or a row
-    # that changed in between, is decided under the lock.
-    found = _PREVIEW_BY_ID.get(pk=preview_id)
-    preview = None if found is None else found[0]
-    if preview is not None and (preview.status != PreviewStatus.QUEUED or not _preview_change_at(preview, start)):
-        took = False
+    # A queued preview within its deadline (nearly always) is taken by one UPDATE that returns it; anything else is
+    # decided under the lock.
+    preview = _CLAIM_QUEUED.run(pk=preview_id, now=timezone.now())
+    if preview is not None:
+        took = True
+        _publish_on_commit(preview, was_queued=True, was_finished=False)
+    else:
         preview = _preview_change(preview_id, start)
     if preview is None:
         logger.info("preview %s is gone; nothing to run", preview_id)
