@@ -387,6 +387,22 @@ def test_a_running_preview_is_taken_only_from_a_dead_worker(alice, monkeypatch, 
         assert 0 < outcome.retry_in <= beat
 
 
+def test_an_attempt_where_an_update_cannot_return_its_row_takes_the_locked_way(alice, monkeypatch):
+    """SQLite before 3.35 has no RETURNING: the claim then changes nothing and the attempt goes the locked way."""
+    from django.db import connection
+
+    monkeypatch.setattr(connection.features, "can_return_columns_from_insert", False)
+    monkeypatch.setattr(previews_service._CLAIM_QUEUED, "_compiled", {})
+    preview = make_preview(alice, make_project(alice))
+
+    assert previews_service._CLAIM_QUEUED.run(pk=preview.pk, now=timezone.now()) is None
+    assert Preview.objects.get().version == preview.version
+    outcome = services.preview_attempt(preview_id=preview.pk)
+
+    preview.refresh_from_db()
+    assert (outcome.status, preview.status, preview.attempts, preview.version) == ("succeeded", "succeeded", 1, 2)
+
+
 def test_an_attempt_on_a_finished_or_missing_preview_does_nothing(alice, monkeypatch):
     canceled = make_preview(alice, make_project(alice), status=PreviewStatus.CANCELED)
     asked = _asked_generator(monkeypatch)
