@@ -51,10 +51,11 @@ def _bus_url() -> str:
 # Publishing
 
 
-def preview_changed(preview_id, *, version: int, left_queue: bool = False) -> None:
-    """Tell every listener of this preview (and, when it left the queue, those of the queued ones)."""
+def preview_changed(preview_id, *, version: int, queue_moved: bool = False) -> None:
+    """Tell every listener of this preview (and, when it left the queue or joined it again, those of the queued
+    ones: their positions moved)."""
     messages = [(preview_channel(preview_id), str(version))]
-    if left_queue:
+    if queue_moved:
         messages.append((QUEUE_CHANNEL, str(preview_id)))
     publish(*messages)
 

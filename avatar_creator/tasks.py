@@ -29,10 +29,9 @@ def run_preview(self, preview_id: str) -> str:
     try:
         outcome = services.preview_attempt(preview_id=preview_id)
     except SoftTimeLimitExceeded:
+        # The attempt settles a limit met while it generates (as its own attempt); this is met anywhere else.
         logger.warning("preview %s ran out of time in the worker", preview_id)
-        services.preview_fail(
-            preview_id=preview_id, code=GENERATION_TIMEOUT, message="The image took too long to generate. Try again."
-        )
+        services.preview_fail(preview_id=preview_id, code=GENERATION_TIMEOUT, message=services.TIME_LIMIT_MESSAGE)
         return "failed"
     if outcome.retry_in is not None:
         raise self.retry(countdown=outcome.retry_in)

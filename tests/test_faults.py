@@ -14,10 +14,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings as django_settings
 from django.core.files.storage import storages
 from django.db.backends.signals import connection_created
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from avatar_creator import generators, services, tasks
@@ -433,6 +434,72 @@ def test_a_running_attempt_beats_its_heartbeat(alice, settings, monkeypatch):
 
     preview.refresh_from_db()
     assert preview.heartbeat_at - preview.started_at >= timedelta(seconds=0.3)
+
+
+def test_an_attempt_beats_while_it_stores_its_result(alice, settings, monkeypatch):
+    """A slow storage write (a stalled S3 PUT) is still a live attempt: the reaper leaves it alone."""
+    settings.AVATAR_HEARTBEAT_INTERVAL = 0.05
+    settings.AVATAR_HEARTBEAT_STALE = 0.3
+    real_write_all = previews_service.files.write_all
+    requeued = []
+
+    def slow_write_all(storage, items):
+        time.sleep(0.6)  # twice the time after which a silent attempt looks dead
+        requeued.append(services.previews_requeue_stale())
+        return real_write_all(storage, items)
+
+    monkeypatch.setattr(previews_service.files, "write_all", slow_write_all)
+    preview = make_preview(alice, make_project(alice))
+
+    outcome = services.preview_attempt(preview_id=preview.pk)
+
+    preview.refresh_from_db()
+    assert (outcome.status, preview.status, preview.attempts, requeued) == ("succeeded", "succeeded", 1, [0])
+
+
+def _taken_over_while_storing(monkeypatch, *, fail: bool) -> None:
+    """While this attempt stores its result, the reaper queues the preview again and a twin takes it (each start
+    counts an attempt); then the store fails, or succeeds."""
+    real_write_all = previews_service.files.write_all
+
+    def write_all(storage, items):
+        Preview.objects.update(status=PreviewStatus.RUNNING, attempts=F("attempts") + 1, version=F("version") + 2,
+                               heartbeat_at=timezone.now())  # fmt: skip
+        if fail:
+            raise OSError("disk full")
+        return real_write_all(storage, items)
+
+    monkeypatch.setattr(previews_service.files, "write_all", write_all)
+
+
+@pytest.mark.parametrize("fail", [True, False], ids=["store-fails", "store-succeeds"])
+def test_an_attempt_taken_over_by_a_twin_leaves_the_twins_run_alone(alice, settings, monkeypatch, fail):
+    settings.AVATAR_MAX_ATTEMPTS = 3
+    preview = make_preview(alice, make_project(alice))
+    _taken_over_while_storing(monkeypatch, fail=fail)
+
+    outcome = services.preview_attempt(preview_id=preview.pk)
+
+    preview.refresh_from_db()
+    assert (outcome.status, outcome.retry_in, preview.status, preview.attempts) == ("running", None, "running", 2)
+    assert (preview.error_code, preview.image.name, files_under(django_settings.PRIVATE_MEDIA_ROOT)) == ("", "", [])
+
+
+def test_a_time_limit_met_while_generating_fails_the_attempt_as_a_timeout(alice, monkeypatch):
+    class Dripping:
+        name = model = "offline"
+
+        def generate(self, request):
+            raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(generators, "get_generator", Dripping)
+    preview = make_preview(alice, make_project(alice))
+
+    outcome = services.preview_attempt(preview_id=preview.pk)
+
+    preview.refresh_from_db()
+    assert (outcome.status, outcome.retry_in, preview.status) == ("failed", None, "failed")
+    assert (preview.error_code, preview.error_message) == ("GENERATION_TIMEOUT", services.TIME_LIMIT_MESSAGE)
 
 
 def test_an_attempt_does_not_wait_for_a_beat_in_flight(alice, settings, monkeypatch):

@@ -3,6 +3,7 @@
 from io import BytesIO
 
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 from huggingface_hub import constants as hf_constants
 from huggingface_hub.inference._providers import PROVIDERS
 from huggingface_hub.inference._providers import _common as hf_providers_common
@@ -416,3 +417,17 @@ def test_huggingface_unknown_provider_is_not_configured(hf_settings):
     assert error.message == (
         f"The model '{LORA_MODEL}' is not available for text-to-image from provider 'no-such-provider'."
     )
+
+
+def test_huggingface_lets_the_workers_time_limit_through(hf_settings, fake_image_api, monkeypatch):
+    """Celery's soft time limit, raised inside the call, is the attempt's to settle (GENERATION_TIMEOUT), not an
+    unexpected error of the image API."""
+    from huggingface_hub import InferenceClient
+
+    def out_of_time(self, request_parameters):
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(InferenceClient, "_inner_post", out_of_time)
+
+    with pytest.raises(SoftTimeLimitExceeded):
+        get_generator().generate(make_request())

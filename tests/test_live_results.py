@@ -184,6 +184,23 @@ def test_preview_events_of_a_finished_preview_already_seen_send_nothing(alice_ap
     assert ([e["data"]["status"] for e in first], stream_text(again)) == (["succeeded"], [""])
 
 
+def test_preview_events_report_a_preview_queued_again_ahead(alice_api, alice, project, held_queue):
+    """The reaper queues again a preview whose worker died: older than mine, it stands ahead of it again."""
+    earlier = make_preview(alice, project, status=PreviewStatus.RUNNING, attempts=1,
+                           created_at=timezone.now() - timedelta(seconds=5))  # fmt: skip
+    Preview.objects.filter(pk=earlier.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+    mine = make_preview(alice, project)
+    response = alice_api.get(f"{detail(mine.pk)}/events")
+    chunks = iter(response.streaming_content)
+    (before,) = parse_events([next(chunks).decode()])
+
+    assert services.previews_requeue_stale() == 1
+    (after,) = parse_events([next(chunks).decode()])
+    response.close()
+
+    assert (before["data"]["queuePosition"], after["data"]["queuePosition"]) == (1, 2)
+
+
 def test_preview_events_report_queue_position_moves(alice_api, alice, project):
     ahead = make_preview(alice, project, created_at=timezone.now() - timedelta(seconds=5))
     mine = make_preview(alice, project)
@@ -262,7 +279,7 @@ def test_a_preview_leaving_the_queue_is_published_on_redis_in_order(settings):
     try:
         confirmed = [listener.get_message(timeout=2) for _ in range(2)]
         assert [m["type"] for m in confirmed] == ["subscribe", "subscribe"]
-        events.preview_changed(preview_id, version=7, left_queue=True)
+        events.preview_changed(preview_id, version=7, queue_moved=True)
         received = [listener.get_message(timeout=2) for _ in range(2)]
     finally:
         listener.close()

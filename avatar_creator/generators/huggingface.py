@@ -30,6 +30,7 @@ import time
 from datetime import UTC, datetime
 
 import httpx2
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from huggingface_hub import InferenceClient
 from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError
@@ -119,7 +120,7 @@ class HuggingFaceGenerator:
             ) as client:
                 helper, request_parameters = self._prepare(client, target, request)
                 body = self._post(client, helper, request_parameters)
-        except GenerationError:
+        except (GenerationError, SoftTimeLimitExceeded):  # the worker's own time limit: the attempt settles it
             raise
         except Exception as exc:
             # Anything unforeseen still leaves as a GenerationError; the trace stays in the server log.

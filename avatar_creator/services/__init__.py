@@ -34,6 +34,7 @@ from avatar_creator.services.credits import (
     credits_release,
 )
 from avatar_creator.services.previews import (
+    TIME_LIMIT_MESSAGE,
     AttemptOutcome,
     preview_attempt,
     preview_cancel,
@@ -52,6 +53,7 @@ from avatar_creator.services.projects import project_create, project_delete, pro
 from avatar_creator.services.rates import parse_rate
 
 __all__ = [
+    "TIME_LIMIT_MESSAGE",
     "AttemptOutcome",
     "HeldGeneration",
     "IssuedToken",

@@ -27,6 +27,7 @@ from datetime import timedelta
 from functools import partial
 
 import kombu.exceptions
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Value
@@ -46,6 +47,7 @@ logger = logging.getLogger(__name__)
 _DEADLINE_MESSAGE = "The preview did not finish in time. Try again."
 _STORE_FAILED_MESSAGE = "The generated image could not be stored. Try again in a moment."
 _ABANDONED_MESSAGE = "The preview stopped making progress and was abandoned. Try again."
+TIME_LIMIT_MESSAGE = "The image took too long to generate. Try again."
 # The largest image an image API may send (it is downscaled to images.MAX_SIDE when stored).
 _UPSTREAM_MAX_SIDE = 4096
 _PROCESS_STARTED = timezone.now()
@@ -162,17 +164,19 @@ def _preview_change_at(preview: Preview, change) -> bool:
 
 
 def _publish_on_commit(preview: Preview, *, was_queued: bool, was_finished: bool) -> None:
-    """Once the change that left `preview` as it is commits: its event, and its webhook if it just finished."""
+    """Once the change that left `preview` as it is commits: its event (and the queue's, when it left the queue or
+    joined it again: a retry or a requeued preview is older than those queued meanwhile, so it stands ahead of them),
+    and its webhook if it just finished."""
     completed = bool(preview.webhook_url) and preview.is_finished and not was_finished
     transaction.on_commit(partial(_preview_published, preview_id=preview.pk, version=preview.version,
-                                  left_queue=was_queued and preview.status != PreviewStatus.QUEUED,
+                                  queue_moved=was_queued != (preview.status == PreviewStatus.QUEUED),
                                   completed=completed))  # fmt: skip
 
 
-def _preview_published(*, preview_id, version: int, left_queue: bool, completed: bool) -> None:
+def _preview_published(*, preview_id, version: int, queue_moved: bool, completed: bool) -> None:
     from avatar_creator import queue  # as in _preview_enqueue
 
-    events.preview_changed(preview_id, version=version, left_queue=left_queue)
+    events.preview_changed(preview_id, version=version, queue_moved=queue_moved)
     if completed:
         queue.enqueue_webhook(preview_id)
 
@@ -252,25 +256,32 @@ def preview_attempt(*, preview_id) -> AttemptOutcome:
         width=preview.width, height=preview.height,
         num_inference_steps=settings.FLUX_STEPS, guidance_scale=settings.FLUX_GUIDANCE_SCALE,
     )  # fmt: skip
-    try:
-        with _heartbeat(preview.pk):
+    # Beating until the outcome is saved, not only while the image API works: a slow image or a stalled storage
+    # write must not look like a dead worker to the reaper.
+    with _heartbeat(preview.pk):
+        try:
             result = gen.get_generator().generate(request)
-        # The upstream's bytes are never published as they came (a JPEG may carry HTML or a script after its
-        # image data): they are decoded and re-encoded by images.py, like an upload, with our own thumbnail.
-        processed = images.process_image(result.image_bytes, body_type=preview.body_type, max_side=_UPSTREAM_MAX_SIDE)
-    except gen.GenerationError as exc:
-        return _preview_after_error(preview_id=preview.pk, error=exc)
-    except images.ImageRejected as exc:
-        error = gen.GenerationError(gen.GENERATION_FAILED, f"The image API sent an unusable image: {exc.message}",
-                                    retryable=True)  # fmt: skip
-        return _preview_after_error(preview_id=preview.pk, error=error)
-    return _preview_store_result(preview=preview, result=result, processed=processed)
+            # The upstream's bytes are never published as they came (a JPEG may carry HTML or a script after its
+            # image data): they are decoded and re-encoded by images.py, like an upload, with our own thumbnail.
+            processed = images.process_image(result.image_bytes, body_type=preview.body_type,
+                                             max_side=_UPSTREAM_MAX_SIDE)  # fmt: skip
+        except gen.GenerationError as exc:
+            error = exc
+        except images.ImageRejected as exc:
+            error = gen.GenerationError(gen.GENERATION_FAILED, f"The image API sent an unusable image: {exc.message}",
+                                        retryable=True)  # fmt: skip
+        except SoftTimeLimitExceeded:  # the task's own time limit (tasks.py), met while the image API dripped
+            logger.warning("preview %s ran out of time in the worker", preview.pk)
+            error = gen.GenerationError(gen.GENERATION_TIMEOUT, TIME_LIMIT_MESSAGE, retryable=False)
+        else:
+            return _preview_store_result(preview=preview, result=result, processed=processed)
+        return _preview_after_error(preview_id=preview.pk, attempt=preview.attempts, error=error)
 
 
 def _preview_store_result(*, preview: Preview, result: gen.GenerationResult,
                           processed: images.ProcessedImage) -> AttemptOutcome:  # fmt: skip
     """Store the files and mark `preview` (as this attempt left it: running) succeeded."""
-    preview_id = preview.pk
+    preview_id, attempt = preview.pk, preview.attempts
     storage = files.preview_storage()
     try:
         image_name, thumb_name = files.write_all(
@@ -283,11 +294,11 @@ def _preview_store_result(*, preview: Preview, result: gen.GenerationResult,
         # task crash that would leave the preview `running` until the reaper finds it.
         logger.error("storing preview %s failed: %s", preview_id, exc)
         error = gen.GenerationError(gen.GENERATION_FAILED, _STORE_FAILED_MESSAGE, retryable=True)
-        return _preview_after_error(preview_id=preview_id, error=error)
+        return _preview_after_error(preview_id=preview_id, attempt=attempt, error=error)
 
     def succeed(preview):
-        if preview.status != PreviewStatus.RUNNING:
-            # Canceled, reaped or finished by a redelivered twin while we generated: keep what is there.
+        if not _running_attempt(preview, attempt):
+            # Canceled, reaped, finished or taken over by a redelivered twin while we generated: keep what is there.
             files.delete_after_commit(storage, [image_name, thumb_name])
             return None
         preview.image.name, preview.thumbnail.name = image_name, thumb_name
@@ -306,12 +317,20 @@ def _preview_store_result(*, preview: Preview, result: gen.GenerationResult,
     return AttemptOutcome(status=preview.status)
 
 
-def _preview_after_error(*, preview_id, error: gen.GenerationError) -> AttemptOutcome:
+def _running_attempt(preview: Preview, attempt: int) -> bool:
+    """Whether `preview` is still running the attempt that took it as its `attempt`-th: not finished, not queued
+    again by the reaper, not taken over since by a twin (each start counts an attempt)."""
+    return preview.status == PreviewStatus.RUNNING and preview.attempts == attempt
+
+
+def _preview_after_error(*, preview_id, attempt: int, error: gen.GenerationError) -> AttemptOutcome:
+    """Settle the `attempt`-th attempt's error: queued again for a retry, or failed; nothing when the preview has
+    moved on without it (canceled, requeued, taken over by a twin, which then decides)."""
     wait = None
 
     def settle(preview):
         nonlocal wait
-        if preview.status != PreviewStatus.RUNNING:
+        if not _running_attempt(preview, attempt):
             return None
         wait = retry_delay(error=error, attempt=preview.attempts)
         out_of_time = timezone.now() + timedelta(seconds=wait or 0) >= preview.deadline_at
