@@ -80,3 +80,25 @@ def test_credit_hold_keeps_its_credits_from_other_charges(make_user, settings):
         services.credits_charge(user=user, amount=10)
     services.credits_release(hold=hold)
     assert services.credits_available_for_user(user=user) == 10
+
+
+def test_legacy_generate_finishing_on_a_failed_read_lets_the_hold_go(make_user, settings, monkeypatch, held_queue):
+    from django.db import DatabaseError
+
+    from avatar_creator.prompts import Persona
+    from avatar_creator.services import avatars as avatars_service
+
+    settings.AVATAR_SAVE_COST = 10
+    user = make_user("fajar", credits=30)
+    generation = services.avatars_generate_begin(user=user, project=make_project(user), name="Ayu", count=2,
+                                                 persona=Persona(prompt=PROMPT))  # fmt: skip
+    assert services.credits_available_for_user(user=user) == 10
+
+    def broken(previews):
+        raise DatabaseError("connection lost")
+
+    monkeypatch.setattr(avatars_service, "_refreshed", broken)
+    with pytest.raises(DatabaseError):
+        services.avatars_generate_finish(generation=generation)
+
+    assert (CreditHold.objects.count(), services.credits_available_for_user(user=user)) == (0, 30)

@@ -179,7 +179,9 @@ class WaitingRoutes:
         """The legacy `avatars/generate` that waits: Django holds the credits and queues the previews (handed over in
         the scope, views.LEGACY_WAIT_HANDOFF), the wait holds no thread, then the previews that succeeded are saved
         out of the hold and the rest of it released (services.avatars_generate_finish), as the view does under WSGI.
-        A client that leaves while it waits is charged nothing: the hold goes, the previews stay to be saved."""
+        A client that leaves while it waits is charged nothing: the hold goes, the previews stay to be saved. Once the
+        saving has begun it goes on on its thread: a client that leaves then has what was saved, each avatar charged
+        once (out of the hold, or of the balance once the hold has gone back)."""
         handoff: dict = {}
         call = asyncio.ensure_future(self._call({**scope, views.LEGACY_WAIT_HANDOFF: handoff}, body))
         try:

@@ -229,9 +229,9 @@ def avatars_generate_finish(*, generation: HeldGeneration) -> list[Avatar]:
     """Save each preview that has succeeded by now, charged out of the hold; release what is left of it. Returns the
     avatars (at least one), or raises the first failure (a preview's own error when none succeeded: still running
     is GENERATION_TIMEOUT), with nothing charged."""
-    previews = _refreshed(generation.previews)
     avatars, first_error = [], None
     try:
+        previews = _refreshed(generation.previews)  # inside: a read that fails lets the hold go too
         for i, preview in enumerate(previews, start=1):
             if preview.status != PreviewStatus.SUCCEEDED:
                 continue
