@@ -123,8 +123,8 @@ def _sweep() -> None:
         close_old_connections()
         try:
             if first:
-                for preview_id in services.previews_queued_ids():
-                    _background(_run_preview, str(preview_id))
+                for preview_id, due_in in services.previews_left_queued():
+                    _later(due_in, _run_preview, str(preview_id))
             services.previews_reap_stuck()
         except Exception:
             logger.exception("the background sweep failed")

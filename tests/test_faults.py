@@ -659,3 +659,20 @@ def test_every_saved_avatar_is_charged_exactly_once_across_outcomes(make_user, c
     assert (Avatar.objects.count(), balance(user)) == (3, 0)
     saved_from = {str(pk) if pk else None for pk in Avatar.objects.values_list("preview_id", flat=True)}
     assert saved_from == {first, second, None}
+
+
+def test_a_restart_picks_up_what_was_left_queued_a_scheduled_retry_when_it_is_due(alice):
+    project = make_project(alice)
+    before = timezone.now() + timedelta(seconds=1)
+    fresh = make_preview(alice, project)
+    retry = make_preview(alice, project, attempts=1, error_code="RATE_LIMIT_EXCEEDED")
+    Preview.objects.filter(pk=retry.pk).update(next_attempt_at=timezone.now() + timedelta(seconds=30))
+    overdue = make_preview(alice, project, attempts=1, error_code="MODEL_LOADING")
+    Preview.objects.filter(pk=overdue.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=5))
+    make_preview(alice, project, status=PreviewStatus.RUNNING)
+
+    left = dict(services.previews_left_queued(before=before))
+
+    assert set(left) == {fresh.pk, retry.pk, overdue.pk}
+    assert (left[fresh.pk], left[overdue.pk]) == (0.0, 0.0)
+    assert 28 < left[retry.pk] <= 30

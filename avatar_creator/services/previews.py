@@ -526,11 +526,15 @@ def previews_requeue_stale() -> int:
     return count
 
 
-def previews_queued_ids(*, before=None) -> list:
-    """The previews waiting in the queue that were created before `before` (default: when this process started):
-    what a restart of the embedded default left behind, to be picked up again."""
+def previews_left_queued(*, before=None) -> list[tuple]:
+    """The previews waiting in the queue that were created before `before` (default: when this process started),
+    each with the seconds until it is due (0, or what is left of its scheduled retry's wait, which a restart does
+    not cut short): what a restart of the embedded default left behind, to be picked up again."""
     before = before or _PROCESS_STARTED
-    return list(Preview.objects.filter(status=PreviewStatus.QUEUED, created_at__lt=before).values_list("pk", flat=True))
+    now = timezone.now()
+    left = Preview.objects.filter(status=PreviewStatus.QUEUED, created_at__lt=before)
+    return [(pk, max((due - now).total_seconds(), 0.0) if due else 0.0)
+            for pk, due in left.values_list("pk", "next_attempt_at")]  # fmt: skip
 
 
 def previews_reap_stuck() -> int:
