@@ -1,4 +1,5 @@
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db import IntegrityError, transaction
 
@@ -47,6 +48,14 @@ def test_register_rejects_bad_username_and_email(anon):
     )
     assert response.status_code == 400
     assert set(response.json()["error"]["details"]) == {"username", "email"}
+
+
+def test_register_refuses_an_email_longer_than_its_column(anon):
+    """254 characters at most (the column): a longer one failed in PostgreSQL (a 500) and was stored on SQLite."""
+    body = {"username": "eve", "password": "s3cure-enough-pass", "email": "a" * 245 + "@x.example"}
+    response = anon.post("/api/auth/register", body, format="json")
+    assert (response.status_code, list(response.json()["error"]["details"])) == (400, ["email"])
+    assert get_user_model().objects.filter(username="eve").count() == 0
 
 
 def test_token_returns_a_new_token_for_the_user(anon, alice):

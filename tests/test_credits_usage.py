@@ -62,6 +62,19 @@ def test_credits_paginates_like_the_previews_list(alice_api, alice):
     assert ([e["note"] for e in last["entries"]], last["next"]) == (["Welcome"], None)
 
 
+@pytest.mark.parametrize("path", ["/api/auth/me/credits", "previews"])
+def test_lists_refuse_an_offset_beyond_any_list(alice_api, alice, path):
+    """Beyond the database's integers an OFFSET failed in the database (a 500); the largest offset still answers."""
+    if path == "previews":
+        path = f"/api/avatar-creator/projects/{make_project(alice).pk}/previews"
+    response = alice_api.get(f"{path}?offset={2**63}")
+    assert response.status_code == 400
+    assert (response.json()["error"]["code"], list(response.json()["error"]["details"])) == (
+        "VALIDATION_ERROR", ["offset"]
+    )  # fmt: skip
+    assert alice_api.get(f"{path}?offset={2**31 - 1}").status_code == 200
+
+
 def test_credits_rejects_a_bad_limit(alice_api):
     response = alice_api.get("/api/auth/me/credits?limit=500")
     assert response.status_code == 400

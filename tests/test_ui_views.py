@@ -100,6 +100,15 @@ def test_signup_rejects_passwords_that_differ(client):
     assert response.context["form"].errors["password_confirm"] == ["The two passwords are not the same."]
 
 
+@pytest.mark.django_db
+def test_signup_refuses_an_email_longer_than_its_column(client):
+    body = {"username": "eve", "password": "correct-horse-battery-9", "email": "a" * 245 + "@x.example"}
+    response = client.post("/signup", {**body, "password_confirm": body["password"]})
+    assert response.status_code == 422
+    assert list(response.context["form"].errors) == ["email"]
+    assert get_user_model().objects.count() == 0
+
+
 def test_signup_rejects_a_taken_username_whatever_its_case(client, alice):
     body = {"username": "ALICE", "password": "correct-horse-battery-9", "password_confirm": "correct-horse-battery-9"}
     response = client.post("/signup", body)

@@ -25,8 +25,10 @@ from avatar_creator.prompts import (
     Persona,
     PersonaField,
 )
+from avatar_creator.services.accounts import EMAIL_MAX_CHARS
 
 MAX_SEED = 2**32 - 1
+OFFSET_MAX = 2**31 - 1
 MAX_PREVIEW_COUNT = 4
 
 
@@ -124,7 +126,7 @@ class PersonaReader:
 class RegisterInput(serializers.Serializer):
     username = StrictCharField(max_length=150, min_length=3)
     password = StrictCharField(max_length=128, trim_whitespace=False)
-    email = serializers.EmailField(required=False, allow_blank=True, default="")
+    email = serializers.EmailField(max_length=EMAIL_MAX_CHARS, required=False, allow_blank=True, default="")
 
     def validate_username(self, value):
         from django.contrib.auth.validators import UnicodeUsernameValidator
@@ -475,7 +477,8 @@ class PreviewWithImagesOutput(PreviewOutput):
 
 class PageQuery(serializers.Serializer):
     limit = serializers.IntegerField(min_value=1, max_value=100, required=False, default=20)
-    offset = serializers.IntegerField(min_value=0, required=False, default=0)
+    # Bounded: a database refuses an OFFSET beyond its integers (a 500), and no list is near this long.
+    offset = serializers.IntegerField(min_value=0, max_value=OFFSET_MAX, required=False, default=0)
 
 
 class PreviewListQuery(PageQuery):

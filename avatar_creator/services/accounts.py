@@ -56,6 +56,10 @@ class IssuedToken:
     key: str
 
 
+# What the user model's column holds (254, as RFC 5321 allows an address to be).
+EMAIL_MAX_CHARS = User._meta.get_field("email").max_length
+
+
 def user_register(
     *, username: str, password: str, email: str = "", issue_token: bool = True
 ) -> tuple[User, IssuedToken | None]:

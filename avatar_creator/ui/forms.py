@@ -14,6 +14,7 @@ from avatar_creator.prompts import (
     Persona,
     PersonaField,
 )
+from avatar_creator.services.accounts import EMAIL_MAX_CHARS
 
 VARIATION_CHOICES = [(1, "1"), (2, "2"), (4, "4")]
 PROMPT_EXAMPLE = "Professional Indonesian woman with a modern hijab, warm smile, soft office light"
@@ -48,7 +49,10 @@ class SignupForm(PlainLabels, forms.Form):
         widget=forms.TextInput(attrs={"autocomplete": "username", "autofocus": True}),
     )
     email = forms.EmailField(
-        required=False, help_text="Optional.", widget=forms.EmailInput(attrs={"autocomplete": "email"})
+        max_length=EMAIL_MAX_CHARS,
+        required=False,
+        help_text="Optional.",
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
     )
     password = forms.CharField(
         max_length=128, strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
