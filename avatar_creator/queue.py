@@ -2,8 +2,9 @@
 embedded default), on a bounded pool of background threads in this process.
 
 The pool lets a `Prefer: respond-async` request answer 202 before the image exists, as with a broker. A retry waits
-on a timer, not in a pool thread. When the pool first starts it picks up the previews a restart left queued, and a
-sweep every AVATAR_REAP_INTERVAL seconds re-queues those whose thread vanished (services.previews_reap_stuck), as
+on a timer, not in a pool thread. The pool starts with the process's first request (housekeeping.py) or first job;
+its sweep then picks up what a restart left behind (queued previews, each when due; webhooks not yet delivered) and,
+every AVATAR_REAP_INTERVAL seconds, re-queues the previews whose thread vanished (services.previews_reap_stuck), as
 Celery beat does with a broker.
 
 Kept apart from tasks.py so that the Celery tasks stay the production path only.
@@ -48,6 +49,12 @@ def enqueue_webhook(preview_id) -> None:
             tasks.deliver_webhook.delay(str(preview_id))
         except Exception as exc:  # the preview is finished either way; a lost webhook is logged, never an error
             logger.error("could not queue the webhook of preview %s: %s", preview_id, exc)
+
+
+def start() -> None:
+    """Start the embedded default's pool and its sweep now, rather than with the first job (nothing with a broker)."""
+    if _in_process():
+        _get_pool()
 
 
 def _background(function, *args) -> None:
@@ -125,6 +132,8 @@ def _sweep() -> None:
             if first:
                 for preview_id, due_in in services.previews_left_queued():
                     _later(due_in, _run_preview, str(preview_id))
+                for preview_id in services.previews_left_undelivered():
+                    _background(_deliver_webhook, str(preview_id), 0)
             services.previews_reap_stuck()
         except Exception:
             logger.exception("the background sweep failed")

@@ -676,3 +676,22 @@ def test_a_restart_picks_up_what_was_left_queued_a_scheduled_retry_when_it_is_du
     assert set(left) == {fresh.pk, retry.pk, overdue.pk}
     assert (left[fresh.pk], left[overdue.pk]) == (0.0, 0.0)
     assert 28 < left[retry.pk] <= 30
+
+
+def test_a_restart_delivers_again_the_webhooks_left_undelivered(alice):
+    project = make_project(alice)
+    before = timezone.now() + timedelta(seconds=1)
+    hook = "https://example.com/hook"
+
+    def finished(ago: timedelta, **fields):
+        preview = make_preview(alice, project, status=PreviewStatus.SUCCEEDED)
+        Preview.objects.filter(pk=preview.pk).update(finished_at=timezone.now() - ago, **fields)
+        return preview
+
+    pending = finished(timedelta(minutes=3), webhook_url=hook)
+    finished(timedelta(minutes=3), webhook_url=hook, webhook_delivered_at=timezone.now())
+    finished(timedelta(minutes=3))  # no webhook
+    finished(timedelta(days=2), webhook_url=hook)  # past its retry schedule: given up
+    make_preview(alice, project, status=PreviewStatus.RUNNING)
+
+    assert services.previews_left_undelivered(before=before) == [pending.pk]

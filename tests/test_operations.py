@@ -538,3 +538,21 @@ def test_the_background_pool_stops_for_good(monkeypatch):
     assert (queue._pool, queue._sweeper) == (None, None)
     queue._background(lambda: pytest.fail("ran after the stop"))
     assert queue._pool is None
+
+
+def test_the_first_request_starts_the_embedded_pool_once(client, monkeypatch):
+    """After a restart, what was left queued must run even if nobody queues anything new: the pool and its sweep start
+    with the first request the process serves (a poll of a queued preview is enough)."""
+    from django.core.signals import request_started
+
+    from avatar_creator import housekeeping, queue
+
+    started = []
+    monkeypatch.setattr(queue, "_get_pool", lambda: started.append(1))
+    request_started.connect(housekeeping.start_background_work, dispatch_uid=housekeeping.START_UID)
+    try:
+        client.get("/healthz")
+        client.get("/healthz")
+    finally:
+        request_started.disconnect(dispatch_uid=housekeeping.START_UID)
+    assert started == [1]

@@ -34,7 +34,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from avatar_creator import events, files, images
+from avatar_creator import events, files, images, webhooks
 from avatar_creator import generators as gen
 from avatar_creator.errors import PreviewNotAvailable, QueueUnavailable, ServiceError
 from avatar_creator.models import ACTIVE_PREVIEW_STATUSES, Avatar, Preview, PreviewStatus, Project
@@ -535,6 +535,16 @@ def previews_left_queued(*, before=None) -> list[tuple]:
     left = Preview.objects.filter(status=PreviewStatus.QUEUED, created_at__lt=before)
     return [(pk, max((due - now).total_seconds(), 0.0) if due else 0.0)
             for pk, due in left.values_list("pk", "next_attempt_at")]  # fmt: skip
+
+
+def previews_left_undelivered(*, before=None) -> list:
+    """The previews that finished before `before` (default: when this process started) with a webhook neither
+    delivered nor past its retry schedule: what a restart of the embedded default left to deliver (its retries wait
+    on timers in the process). Delivered again from the first try; a receiver tells a repeat by its `webhook-id`."""
+    before = before or _PROCESS_STARTED
+    horizon = before - timedelta(seconds=sum(webhooks.RETRY_SCHEDULE))
+    pending = Preview.objects.filter(finished_at__lt=before, finished_at__gte=horizon, webhook_delivered_at=None)
+    return list(pending.exclude(webhook_url="").values_list("pk", flat=True))
 
 
 def previews_reap_stuck() -> int:
