@@ -273,6 +273,18 @@ def test_generate_preview_from_an_uploaded_avatar_needs_a_prompt(alice_api, proj
     assert (status, code, details) == (400, "VALIDATION_ERROR", {"prompt": ["This field is required."]})
 
 
+def test_generate_preview_from_an_avatar_with_a_long_description_asks_for_a_shorter_prompt(alice_api, project):
+    """A legacy save keeps up to 2000 characters of description; a generation takes 500 at most (SPEC)."""
+    avatar = make_avatar(project)
+    Avatar.objects.filter(pk=avatar.pk).update(generation_prompt="a calm portrait " * 100)
+    status, code, details = error_of(generate(alice_api, project, fromAvatarId=str(avatar.pk)))
+    message = "The avatar's description is longer than 500 characters: send a shorter prompt."
+    assert (status, code, details) == (400, "VALIDATION_ERROR", {"prompt": [message]})
+    assert Preview.objects.count() == 0
+    shorter = generate(alice_api, project, fromAvatarId=str(avatar.pk), prompt="A calm portrait of a teacher")
+    assert shorter.json()["preview"]["prompt"] == "A calm portrait of a teacher"
+
+
 def test_generate_preview_refuses_a_preset_and_an_avatar_together(alice_api, project):
     avatar = make_avatar(project)
     preset = Preset.objects.first()

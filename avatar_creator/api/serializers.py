@@ -332,6 +332,10 @@ class GeneratePreviewInput(PersonaInput):
         if len(self._persona.prompt.strip()) < PROMPT_MIN_CHARS:
             # Only a starting point without a usable description (an uploaded photo) gets here: ask for one.
             raise serializers.ValidationError({"prompt": ["This field is required."]})
+        if len(self._persona.prompt) > PROMPT_MAX_CHARS:
+            # A legacy save keeps a description of up to 2000 characters; a generation takes 500 at most.
+            message = f"The avatar's description is longer than {PROMPT_MAX_CHARS} characters: send a shorter prompt."
+            raise serializers.ValidationError({"prompt": [message]})
         return attrs
 
     def _starting_point(self, attrs) -> Persona | None:
