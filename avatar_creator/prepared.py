@@ -75,13 +75,20 @@ class PreparedUpdate:
     `QuerySet.update()` takes them (plain values or expressions such as `F("attempts") + 1`); `fields` names the model
     field each value is converted by. `run(**values)` updates the row and returns it as the UPDATE left it, or None
     when no row matched. On a database that cannot return rows from an UPDATE (SQLite before 3.35) it changes nothing
-    and returns None: the caller's other way (a read, then a change under the lock) does the work there."""
+    and returns None: the caller's other way (a read, then a change under the lock) does the work there.
+
+    The named values are put in their places as they are: `build` must use each as given (a value derived from one,
+    such as `now - timedelta(...)`, would be compiled as a constant), and none may be None (compiled as a literal
+    NULL, or `= NULL`). `RETURNING` is told by `can_return_columns_from_insert`, which is right for PostgreSQL and
+    SQLite, the two databases this app runs on."""
 
     def __init__(self, model: type[Model], build: Callable[..., tuple[QuerySet, dict]], **fields: Field):
         self.model, self.build, self.fields = model, build, fields
         self._compiled: dict[str, _Compiled | None] = {}
 
     def run(self, **values) -> Model | None:
+        if any(value is None for value in values.values()):
+            raise ValueError("a prepared UPDATE's values cannot be None")
         alias = router.db_for_write(self.model)
         compiled = self._compiled[alias] if alias in self._compiled else self._compile(alias)
         if compiled is None:
