@@ -146,6 +146,14 @@ def test_upload_of_a_jpeg_html_polyglot_stores_only_the_reencoded_pixels(alice_a
         assert b"<script>" not in handle.read()
 
 
+def test_upload_of_a_multipart_body_without_its_boundary_says_so(alice_api, project):
+    response = alice_api.post(upload_url(project), b"--not-it\r\nrubbish", content_type="multipart/form-data")
+    error = response.json()["error"]
+    assert (response.status_code, error["code"]) == (400, "MALFORMED_REQUEST")
+    assert error["message"] == "The request body is not valid multipart/form-data."
+    assert Avatar.objects.count() == 0
+
+
 def test_upload_without_an_image_is_a_validation_error(alice_api, project):
     response = post(alice_api, project, None)
     assert error_of(response) == (400, "VALIDATION_ERROR")

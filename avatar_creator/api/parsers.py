@@ -4,7 +4,7 @@ from django.conf import settings
 from rest_framework import exceptions
 from rest_framework.parsers import JSONParser, MultiPartParser
 
-from avatar_creator.errors import PayloadTooLarge
+from avatar_creator.errors import PayloadTooLarge, ServiceError
 from avatar_creator.images import MAX_IMAGE_BYTES
 
 
@@ -47,4 +47,7 @@ class BoundedMultiPartParser(MultiPartParser):
             length = 0
         if length > limit:
             raise PayloadTooLarge.over(limit)
-        return super().parse(stream, media_type, parser_context)
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except exceptions.ParseError:  # the catalogue's words for MALFORMED_REQUEST speak of JSON
+            raise ServiceError.of("MALFORMED_REQUEST", "The request body is not valid multipart/form-data.") from None
