@@ -170,10 +170,8 @@ class WaitingRoutes:
             return
         ids = [preview["id"] for preview in json.loads(accepted.body)["previews"]]
         request = ASGIRequest(scope, BytesIO())
-        status, content, extra = await _until_answered(ids, partial(streams.pooled(_waited_answer), request, ids))
-        _log_answer(request, status)
-        answer = _Answer(status, [*_without(accepted.headers, *_BODY_HEADERS), *extra], [content])
-        await answer.send_to(send)
+        waited = await _until_answered(ids, partial(streams.pooled(_waited_answer), request, ids))
+        await _send_waited(send, request, accepted, waited)
 
     async def _legacy_generate(self, scope, body, send):
         """The legacy `avatars/generate` that waits: Django holds the credits and queues the previews (handed over in
@@ -198,13 +196,11 @@ class WaitingRoutes:
         request = ASGIRequest(scope, BytesIO())
         look = partial(streams.pooled(_legacy_answer), request, generation)
         try:
-            status, content, extra = await _until_answered(ids, look)
+            waited = await _until_answered(ids, look)
         except BaseException:
             await asyncio.shield(_abandon(generation))
             raise
-        _log_answer(request, status)
-        answer = _Answer(status, [*_without(begun.headers, *_BODY_HEADERS), *extra], [content])
-        await answer.send_to(send)
+        await _send_waited(send, request, begun, waited)
 
 
 async def _until_answered(ids: list[str], look):
@@ -258,12 +254,15 @@ def _rendered(answer) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
     return status, JSONRenderer().render(body), extra
 
 
-def _log_answer(request, status: int) -> None:
-    """An error that a waiting route answers itself (Django answered the first call, and logged only that) is logged
-    as Django logs its own: on `django.request`, a warning for a 4xx, an error for a 5xx."""
+async def _send_waited(send, request, first: "_Answer", waited: tuple[int, bytes, list]) -> None:
+    """A waiting generate's answer, `waited` as _rendered gives it, with the headers of Django's `first` answer but
+    those of its body. An error it answers itself (Django answered the first call, and logged only that) is logged as
+    Django logs its own: on `django.request`, a warning for a 4xx, an error for a 5xx."""
+    status, content, extra = waited
     if status >= 400:
         response = HttpResponse(status=status)
         log_response("%s: %s", response.reason_phrase, request.path, response=response, request=request)
+    await _Answer(status, [*_without(first.headers, *_BODY_HEADERS), *extra], [content]).send_to(send)
 
 
 async def _abandon(generation: services.HeldGeneration) -> None:
