@@ -11,7 +11,10 @@ import binascii
 import io
 import logging
 import os
+import tempfile
+import threading
 import warnings
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 from PIL import Image, ImageOps
@@ -256,26 +259,43 @@ def encode_image(img: Image.Image, *, fmt: str = "JPEG", quality: int = 90, opti
     if fmt not in ALLOWED_FORMATS:
         raise ValueError(f"cannot encode images as {fmt!r}")
     try:
-        buffer = io.BytesIO()
-        if fmt == "JPEG":
-            # Plain RGB is written as it is, not copied: Pillow's JPEG writer takes metadata from the save arguments
-            # only, but for the comment, which is blanked here, and for `encoderinfo` set on the image, which
-            # outranks them (a copy carries none).
-            out = _flatten_rgb(img)
-            if out is img and getattr(img, "encoderinfo", None):
-                out = img.copy()
-            out.save(buffer, format="JPEG", quality=quality, optimize=optimize, comment=b"")
-            return buffer.getvalue()
-        out = _with_alpha(img)
-        out.info = {}  # Pillow copies some keys (PNG: icc_profile) from info when saving
-        if fmt == "WEBP":
-            out.save(buffer, format="WEBP", quality=quality)
-        else:
-            out.save(buffer, format="PNG")
+        with _scratch_file() as buffer:
+            _save(img, buffer, fmt=fmt, quality=quality, optimize=optimize)
+            buffer.seek(0)
+            return buffer.read()
     except Exception as exc:  # our own pixels should always encode; never leak a Pillow error if not
         logger.warning("Could not encode an image as %s: %s: %s", fmt, type(exc).__name__, exc)
         raise ImageRejected("The image could not be processed.") from None
-    return buffer.getvalue()
+
+
+def _scratch_file():
+    """A file to encode into: a real one, not a BytesIO, because Pillow then writes with its C encoder loop, which lets
+    other threads run meanwhile (into a BytesIO, a JPEG's encoding holds the GIL throughout: the thumbnail made beside
+    it in process_image would wait). In memory where the system offers it (Linux's memfd), else a temporary file."""
+    if hasattr(os, "memfd_create"):
+        try:
+            return os.fdopen(os.memfd_create("lumiku-image", os.MFD_CLOEXEC), "w+b")
+        except OSError:
+            pass
+    return tempfile.TemporaryFile()
+
+
+def _save(img: Image.Image, buffer, *, fmt: str, quality: int, optimize: bool) -> None:
+    if fmt == "JPEG":
+        # Plain RGB is written as it is, not copied: Pillow's JPEG writer takes metadata from the save arguments only,
+        # but for the comment, which is blanked here, and for `encoderinfo` set on the image, which outranks them (a
+        # copy carries none).
+        out = _flatten_rgb(img)
+        if out is img and getattr(img, "encoderinfo", None):
+            out = img.copy()
+        out.save(buffer, format="JPEG", quality=quality, optimize=optimize, comment=b"")
+        return
+    out = _with_alpha(img)
+    out.info = {}  # Pillow copies some keys (PNG: icc_profile) from info when saving
+    if fmt == "WEBP":
+        out.save(buffer, format="WEBP", quality=quality)
+    else:
+        out.save(buffer, format="PNG")
 
 
 def make_thumbnail(img: Image.Image, *, body_type: str = "half_body", size: int = THUMBNAIL_SIZE) -> bytes:
@@ -313,14 +333,37 @@ def process_image(raw: bytes, *, body_type: str = "half_body", max_side: int = M
         img = _downscaled(img, MAX_SIDE)
     # PNG only when transparency is actually used; everything else (WebP included) becomes a JPEG.
     fmt = "PNG" if _has_visible_alpha(img) else "JPEG"
+    # The thumbnail is made on a thread of its own while this one encodes the image: Pillow lets other threads run
+    # while it resizes and encodes (see _scratch_file), so on a machine with a core to spare the two take as long as
+    # the longer one (a 1024 px preview: ~11 -> ~6.5 ms). Both only read `img`.
+    thumbnail = _on_a_thread(make_thumbnail, img, body_type=body_type)
+    try:
+        image_bytes = encode_image(img, fmt=fmt)
+    finally:
+        thumbnail.exception()  # waits: the thread never outlives the call, whatever happened here
     return ProcessedImage(
-        image_bytes=encode_image(img, fmt=fmt),
+        image_bytes=image_bytes,
         content_type=_CONTENT_TYPES[fmt],
         extension=_EXTENSIONS[fmt],
         width=img.width,
         height=img.height,
-        thumbnail_bytes=make_thumbnail(img, body_type=body_type),
+        thumbnail_bytes=thumbnail.result(),
     )
+
+
+def _on_a_thread(function, /, *args, **kwargs) -> Future:
+    """`function(*args, **kwargs)` started on a new thread; its result (or exception) in the future returned. A thread
+    per call, not a pool: it costs ~0.2 ms, and a pool's threads would not survive the worker's fork."""
+    future = Future()
+
+    def run():
+        try:
+            future.set_result(function(*args, **kwargs))
+        except BaseException as exc:  # handed to the caller, which raises it
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="image-work", daemon=True).start()
+    return future
 
 
 def _downscaled(img: Image.Image, side: int) -> Image.Image:

@@ -4,6 +4,7 @@ import base64
 import io
 import random
 import struct
+import threading
 import time
 import warnings
 import zlib
@@ -557,6 +558,85 @@ def test_process_image_full_body_thumbnail_is_top_weighted():
 
 def test_process_image_rejects_gif():
     assert _rejected(process_image, _encode(_photo((30, 30)), "GIF")).code == "INVALID_IMAGE"
+
+
+def test_process_image_makes_the_thumbnail_beside_the_encoding_on_a_thread_of_its_own(monkeypatch):
+    """The thumbnail is made on a second thread while the image is encoded (on a spare core the two overlap), and
+    that thread is gone when process_image returns."""
+    threads = {}
+    real_thumbnail, real_encode = images.make_thumbnail, images.encode_image
+
+    def thumbnail(*args, **kwargs):
+        threads["thumbnail"] = threading.get_ident()
+        return real_thumbnail(*args, **kwargs)
+
+    def encode(*args, **kwargs):
+        threads.setdefault("image", threading.get_ident())  # the thumbnail's own encoding comes later, on its thread
+        return real_encode(*args, **kwargs)
+
+    monkeypatch.setattr(images, "make_thumbnail", thumbnail)
+    monkeypatch.setattr(images, "encode_image", encode)
+    before = threading.active_count()
+
+    processed = process_image(_encode(_photo((640, 480)), "JPEG"))
+
+    assert threads["image"] == threading.get_ident() != threads["thumbnail"]
+    assert threading.active_count() == before
+    assert _open(processed.thumbnail_bytes).size == (300, 300)
+
+
+def test_process_image_raises_the_thumbnails_error_from_its_thread(monkeypatch):
+    def broken(*args, **kwargs):
+        raise ImageRejected("The image could not be processed.")
+
+    monkeypatch.setattr(images, "make_thumbnail", broken)
+    before = threading.active_count()
+
+    assert _rejected(process_image, _encode(_photo((64, 64)), "JPEG")).code == "INVALID_IMAGE"
+    assert threading.active_count() == before
+
+
+def test_process_image_waits_for_the_thumbnail_when_the_encoding_fails(monkeypatch):
+    finished = []
+    real_thumbnail = images.make_thumbnail
+
+    def slow_thumbnail(*args, **kwargs):
+        time.sleep(0.05)
+        finished.append(True)
+        return real_thumbnail(*args, **kwargs)
+
+    def broken(*args, **kwargs):
+        raise ImageRejected("The image could not be processed.")
+
+    monkeypatch.setattr(images, "make_thumbnail", slow_thumbnail)
+    monkeypatch.setattr(images, "encode_image", broken)
+
+    _rejected(process_image, _encode(_photo((64, 64)), "JPEG"))
+
+    assert finished == [True]  # the thread did not outlive the call
+
+
+@pytest.mark.parametrize("memfd", [True, False], ids=["memfd", "temporary-file"])
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_encode_image_writes_what_pillow_writes_into_memory(monkeypatch, memfd, fmt):
+    """The encoding goes through a real file (so that Pillow lets other threads run); the bytes are the same as Pillow
+    writes into a BytesIO, with Linux's memfd or, where there is none, a temporary file."""
+    if not memfd:
+        monkeypatch.delattr(images.os, "memfd_create", raising=False)
+    photo = _photo((200, 150))
+    params = {"JPEG": {"quality": 90, "optimize": False, "comment": b""}, "PNG": {}, "WEBP": {"quality": 90}}[fmt]
+
+    assert encode_image(photo, fmt=fmt) == _encode(photo, fmt, **params)
+
+
+def test_encode_image_falls_back_to_a_temporary_file_when_memfd_fails(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(images.os, "memfd_create", refuse, raising=False)
+    photo = _photo((64, 48))
+
+    assert encode_image(photo) == _encode(photo, "JPEG", quality=90, optimize=False, comment=b"")
 
 
 # image_info
