@@ -1,13 +1,16 @@
 """The fake image API in its own process: every POST answers after a fixed latency with a real 1024x1024 JPEG.
 
-It is the test suite's FakeImageAPI (tests/fake_image_api.py), with four bench-only adjustments made here:
+It is the test suite's FakeImageAPI (tests/fake_image_api.py), with five bench-only adjustments made here:
 - its script is kept topped up with `Reply("ok", delay=L)`, so every POST waits exactly L seconds;
 - with `--image photo` (the default) the picture is the test image overlaid with blurred noise and saved at
   quality 90: about 160 kB, what a real 1024x1024 portrait JPEG weighs and costs to decode (the plain test image
   is a 32 kB gradient, far cheaper to decode and to carry as base64); `--image simple` keeps the test image;
 - the image for a given size is made once and reused (a real provider's encoding time is not our overhead);
 - its listen backlog is raised from socketserver's 5 to 128, so a burst of 20 workers calling at the same
-  instant is not answered with dropped SYNs (a 1 s retransmit would show up as our overhead).
+  instant is not answered with dropped SYNs (a 1 s retransmit would show up as our overhead);
+- it speaks HTTP/1.1 and keeps connections open, as a real provider does: huggingface_hub's shared client then reuses
+  one connection per pool process, as in production (the tests' fake stays on HTTP/1.0: a new connection, and a new
+  thread in the fake, for every request).
 
 Run by bench/run.py: `python bench/fake_api.py --latency 2.0`; prints the base URL on its first line of stdout
 and serves until stdin closes (its parent went away) or it gets SIGTERM.
@@ -54,6 +57,7 @@ def main() -> None:
     fake_image_api.make_image = functools.lru_cache(maxsize=8)(make)
     size = len(fake_image_api.make_image(1024, 1024, image_format="JPEG"))
     fake_image_api._QuietServer.request_queue_size = 128
+    fake_image_api._Handler.protocol_version = "HTTP/1.1"
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
