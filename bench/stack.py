@@ -668,7 +668,8 @@ class Stack:
 
     def fake_api_connections(self) -> int:
         """Established TCP connections to the fake image API (its side of them, in /proc/net/tcp): > 0 while a
-        worker's call to it is in flight (the fake API answers and closes; a kept-alive idle one counts too)."""
+        worker's call to it is in flight, or while a pool process keeps its connection open between calls (the fake
+        keeps them open, as a real provider does)."""
         port = f"{int(self.fake_url.rsplit(':', 1)[1]):04X}"
         count = 0
         with open("/proc/net/tcp") as handle:
