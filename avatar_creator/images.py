@@ -335,7 +335,8 @@ def process_image(raw: bytes, *, body_type: str = "half_body", max_side: int = M
     fmt = "PNG" if _has_visible_alpha(img) else "JPEG"
     # The thumbnail is made on a thread of its own while this one encodes the image: Pillow lets other threads run
     # while it resizes and encodes (see _scratch_file), so on a machine with a core to spare the two take as long as
-    # the longer one (a 1024 px preview: ~11 -> ~6.5 ms). Both only read `img`.
+    # the longer one (a 1024 px preview, after its decode: ~10.7 -> ~6.9 ms; a VM's idle second vCPU may take a while
+    # to join in, bench/README.md's eighth look). Both only read `img`.
     thumbnail = _on_a_thread(make_thumbnail, img, body_type=body_type)
     try:
         image_bytes = encode_image(img, fmt=fmt)
