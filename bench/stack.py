@@ -118,6 +118,19 @@ def database_backends(db_name: str) -> list[int]:
     return [pid for pid, title in _postgres_titles() if f" {db_name} " in title]
 
 
+def backends_cpu(db_name: str) -> tuple[dict[int, float], float]:
+    """CPU seconds of each live backend of `db_name`, and of every PostgreSQL process that has exited so far (the
+    postmaster's reaped children). A backend ends whenever the app closes its connection (Django's CONN_MAX_AGE: every
+    60 s per thread), and its CPU then leaves the live sum: what it used since a snapshot is found in the second figure
+    instead (which also counts any other database's backend that exits meanwhile; during a scenario, those are the
+    bench's)."""
+    titles = _postgres_titles()
+    live = {pid: proc_cpu_seconds(pid) for pid, title in titles if f" {db_name} " in title}
+    postmaster = _proc_field(f"/proc/{titles[0][0]}/status", "PPid:") if titles else 0
+    reaped = proc_cpu_seconds(postmaster, with_children=True) - proc_cpu_seconds(postmaster) if postmaster else 0.0
+    return live, reaped
+
+
 def _proc_field(path: str, name: str) -> int:
     """The number after `name` in a /proc file of `key: value` lines; 0 when the process is gone."""
     try:
@@ -201,6 +214,8 @@ class CpuSnapshot:
     wall: float
     machine: float
     roles: dict[str, float]
+    backends: dict[int, float] = field(default_factory=dict)  # the bench database's live backends: pid -> CPU s
+    backends_reaped: float = 0.0  # CPU s of every PostgreSQL process reaped so far
 
 
 @dataclass
@@ -406,7 +421,8 @@ class Stack:
         processes = [self.worker, self.beat]
         for pid in [pid for p in processes if p and p.alive() for pid in [p.pid, *descendants(p.pid)]]:
             roles["celery"] += proc_cpu_seconds(pid, with_children=True)
-        roles["postgresql (bench db)"] = sum(proc_cpu_seconds(pid) for pid in database_backends(DB_NAME))
+        backends, backends_reaped = backends_cpu(DB_NAME)
+        roles["postgresql (bench db)"] = sum(backends.values())
         me = os.getpid()
         # This process, its reaped children (load generators, stopped workers) and the fake image API.
         roles["bench clients"] = proc_cpu_seconds(me, with_children=True) - self._celery_reaped - self._web_reaped
@@ -414,21 +430,37 @@ class Stack:
         roles["web server"] += self._web_reaped
         if self.fake is not None:
             roles["bench clients"] += proc_cpu_seconds(self.fake.pid)
-        return CpuSnapshot(wall=time.monotonic(), machine=machine_busy_seconds(), roles=roles)
+        return CpuSnapshot(
+            wall=time.monotonic(), machine=machine_busy_seconds(), roles=roles, backends=backends,
+            backends_reaped=backends_reaped,
+        )  # fmt: skip
 
     @staticmethod
-    def cpu_usage(before: CpuSnapshot, after: CpuSnapshot) -> dict:
-        """CPU seconds per role between two snapshots, and what everything else on the machine used."""
+    def cpu_usage(before: CpuSnapshot, after: CpuSnapshot, *, exact: bool = False) -> dict:
+        """CPU seconds per role between two snapshots, and what everything else on the machine used; rounded for the
+        report unless `exact` (for a sum over several short runs)."""
         roles = {role: max(after.roles[role] - before.roles.get(role, 0.0), 0.0) for role in after.roles}
+        # Per backend. One that ended meanwhile left the live sum; its whole life's CPU joined the reaped figure, less
+        # what it had used by the first snapshot (see backends_cpu).
+        ended = sum(seconds for pid, seconds in before.backends.items() if pid not in after.backends)
+        roles["postgresql (bench db)"] = max(
+            sum(seconds - before.backends.get(pid, 0.0) for pid, seconds in after.backends.items())
+            + (after.backends_reaped - before.backends_reaped - ended),
+            0.0,
+        )
         machine = after.machine - before.machine
         ours = sum(roles.values())
         wall = after.wall - before.wall
+
+        def rounded(value: float, digits: int = 1) -> float:
+            return value if exact else round(value, digits)
+
         return {
-            "wall_seconds": round(wall, 1),
-            "machine_busy_seconds": round(machine, 1),
-            "cpu_seconds": {role: round(value, 1) for role, value in roles.items()},
-            "other_processes_seconds": round(max(machine - ours, 0.0), 1),
-            "other_processes_cores": round(max(machine - ours, 0.0) / wall, 2) if wall else 0.0,
+            "wall_seconds": rounded(wall),
+            "machine_busy_seconds": rounded(machine),
+            "cpu_seconds": {role: rounded(value) for role, value in roles.items()},
+            "other_processes_seconds": rounded(max(machine - ours, 0.0)),
+            "other_processes_cores": rounded(max(machine - ours, 0.0) / wall, 2) if wall else 0.0,
         }
 
     # environment
