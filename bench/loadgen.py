@@ -1,10 +1,10 @@
 """Closed-loop read load from its own process: C keep-alive connections each send GET `path` back to back.
 
 Run by bench/run.py (`python bench/loadgen.py --port P --path /api/... --token T --duration 20 --connections 16`);
-prints one JSON object: requests, errors, requests per second and latency percentiles. asyncio with raw
-streams costs far less CPU per request than threads with http.client, which matters when the load generator
-shares two cores with the server it measures. Bounded in time: it stops by itself after `--duration` seconds
-(and every read has a timeout).
+prints one JSON object: requests, errors, requests per second and latency percentiles (with `--raw`, every latency
+too, for a caller that merges several runs). asyncio with raw streams costs far less CPU per request than threads with
+http.client, which matters when the load generator shares two cores with the server it measures. Bounded in time: it
+stops by itself after `--duration` seconds (and every read has a timeout).
 """
 
 import argparse
@@ -48,7 +48,7 @@ async def one_connection(port: int, request: bytes, stop_at: float, latencies: l
         writer.close()
 
 
-async def run(port: int, path: str, token: str, duration: float, connections: int) -> dict:
+async def run(port: int, path: str, token: str, duration: float, connections: int, raw: bool = False) -> dict:
     request = build_request(
         "GET", path, host=f"{LOOPBACK}:{port}", headers={"Authorization": f"Bearer {token}"}, body=None
     )
@@ -59,7 +59,7 @@ async def run(port: int, path: str, token: str, duration: float, connections: in
     await asyncio.gather(*(one_connection(port, request, stop_at, latencies, errors) for _ in range(connections)))
     elapsed = time.perf_counter() - started
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return {
+    return ({"latencies_s": latencies} if raw else {}) | {
         "path": path,
         "connections": connections,
         "seconds": round(elapsed, 2),
@@ -78,8 +78,9 @@ def main() -> None:
     parser.add_argument("--token", required=True)
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--raw", action="store_true", help="also print every latency, in seconds")
     args = parser.parse_args()
-    result = asyncio.run(run(args.port, args.path, args.token, args.duration, args.connections))
+    result = asyncio.run(run(args.port, args.path, args.token, args.duration, args.connections, args.raw))
     print(json.dumps(result))
 
 

@@ -175,6 +175,11 @@ def evaluate(results: dict, latency: float, nproc: int) -> list[dict]:
             if r.get("cpu_ratio_to_floor"):
                 ratio = r["cpu_ratio_to_floor"]
                 value_row("   CPU per request / the floor's", f"{ratio:.2f}x", "<=2.5x", ratio <= 2.5)
+                if len(r.get("slice_ratios", [])) > 1:
+                    value_row(
+                        "   the same, slice by slice (route and floor alternating)",
+                        " / ".join(f"{each:.2f}" for each in r["slice_ratios"]),
+                    )
     if "bytes" in results:
         r = results["bytes"]
         by_id, legacy = r["save_by_preview_id"], r["save_legacy_base64"]

@@ -71,7 +71,8 @@ class Counts:
     concurrent_saves: int = 100
     save_concurrency: int = 4
     legacy_saves: int = 50
-    read_seconds: float = 20.0
+    read_seconds: float = 20.0  # per route, and as long again for its floor
+    read_slices: int = 4  # each split into this many slices, route and floor alternating
     read_connections: int = 16
     scaling_slots: tuple[int, ...] = (1, 2, 4)
     scaling_per_slot: int = 10
@@ -88,7 +89,7 @@ class Counts:
     @classmethod
     def quick(cls) -> "Counts":
         return cls(
-            previews=40, sync_rounds=1, saves=40, concurrent_saves=20, legacy_saves=10, read_seconds=5.0,
+            previews=40, sync_rounds=1, saves=40, concurrent_saves=20, legacy_saves=10, read_seconds=5.0, read_slices=1,
             scaling_per_slot=3, live_previews=20, live_sync_calls=10, streams=200, streams_probe_seconds=5.0,
             recovery_rounds=1,
         )  # fmt: skip
@@ -530,24 +531,88 @@ def scenario_bytes(ctx: Context) -> dict:
 LIST_AVATARS = 20
 
 
-def run_loadgen(ctx: Context, path: str, token: str) -> dict:
-    """Run the load generator process; adds the server's CPU cost per request (web workers + database)."""
+def run_loadgen(ctx: Context, path: str, token: str, *, seconds: float | None = None) -> dict:
+    """Run the load generator process; adds the server's CPU cost per request (web workers + database). The
+    latencies come back raw (`latencies_s`), for a caller that merges slices."""
     c = ctx.counts
+    seconds = c.read_seconds if seconds is None else seconds
     before = ctx.stack.cpu_snapshot()
     command = [
         PYTHON, str(BENCH_DIR / "loadgen.py"), "--port", str(ctx.port), "--path", path, "--token", token,
-        "--duration", str(c.read_seconds), "--connections", str(c.read_connections),
+        "--duration", str(seconds), "--connections", str(c.read_connections), "--raw",
     ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=c.read_seconds + 60)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
     if result.returncode != 0:
         raise BenchError(f"loadgen failed: {result.stderr[-2000:]}")
     figures = json.loads(result.stdout)
-    usage = ctx.stack.cpu_usage(before, ctx.stack.cpu_snapshot())
-    server = usage["cpu_seconds"]["web server"] + usage["cpu_seconds"]["postgresql (bench db)"]
+    usage = ctx.stack.cpu_usage(before, ctx.stack.cpu_snapshot(), exact=True)
+    figures["server_cpu_seconds"] = usage["cpu_seconds"]["web server"] + usage["cpu_seconds"]["postgresql (bench db)"]
     if figures["requests"]:
-        figures["server_cpu_ms_per_request"] = round(1000 * server / figures["requests"], 2)
+        figures["server_cpu_ms_per_request"] = round(1000 * figures["server_cpu_seconds"] / figures["requests"], 2)
     figures["cpu"] = usage
     return figures
+
+
+def run_against_floor(ctx: Context, path: str, floor_path: str, token: str) -> tuple[dict, dict]:
+    """The route and its floor under the same load, in alternating slices (route, floor, route, floor, ...), each
+    given `read_seconds` in all. The CPU per request of each is summed over its slices: this VM's speed drifts by
+    a quarter within a minute (bench/README.md), and alternating makes a slow spell slow both alike instead of
+    whichever ran in it."""
+    c = ctx.counts
+    slices = max(1, c.read_slices)
+    runs: dict[str, list[dict]] = {path: [], floor_path: []}
+    for _ in range(slices):
+        for each in (path, floor_path):
+            runs[each].append(run_loadgen(ctx, each, token, seconds=c.read_seconds / slices))
+    route, floor = (_merged(runs[each]) for each in (path, floor_path))
+    route["slice_ratios"] = [
+        round(r["server_cpu_ms_per_request"] / f["server_cpu_ms_per_request"], 2)
+        for r, f in zip(runs[path], runs[floor_path], strict=True)
+        if r.get("server_cpu_ms_per_request") and f.get("server_cpu_ms_per_request")
+    ]
+    if route.get("server_cpu_ms_per_request") and floor.get("server_cpu_ms_per_request"):
+        route["cpu_ratio_to_floor"] = round(route["server_cpu_ms_per_request"] / floor["server_cpu_ms_per_request"], 2)
+    return route, floor
+
+
+def _merged(runs: list[dict]) -> dict:
+    """One load generator result from several slices of the same path: counts and CPU summed, latencies pooled."""
+    latencies = [value for run in runs for value in run.pop("latencies_s")]
+    seconds = sum(run["seconds"] for run in runs)
+    requests = sum(run["requests"] for run in runs)
+    errors: dict[str, int] = {}
+    for run in runs:
+        for name, count in run["errors"].items():
+            errors[name] = errors.get(name, 0) + count
+    usages = [run["cpu"] for run in runs]
+    roles = {role: sum(u["cpu_seconds"][role] for u in usages) for role in usages[0]["cpu_seconds"]}
+    wall = sum(u["wall_seconds"] for u in usages)
+    other = sum(u["other_processes_seconds"] for u in usages)
+    server = sum(run["server_cpu_seconds"] for run in runs)
+    merged = {
+        "path": runs[0]["path"],
+        "connections": runs[0]["connections"],
+        "seconds": round(seconds, 2),
+        "slices": [
+            {"requests_per_second": run["requests_per_second"], "cpu_ms": run.get("server_cpu_ms_per_request")}
+            for run in runs
+        ],
+        "requests": requests,
+        "errors": errors,
+        "requests_per_second": round(requests / seconds, 1) if seconds else 0.0,
+        "latency_ms": summary(latencies),
+        "loadgen_cpu_seconds": round(sum(run["loadgen_cpu_seconds"] for run in runs), 2),
+        "cpu": {
+            "wall_seconds": round(wall, 1),
+            "machine_busy_seconds": round(sum(u["machine_busy_seconds"] for u in usages), 1),
+            "cpu_seconds": {role: round(value, 1) for role, value in roles.items()},
+            "other_processes_seconds": round(other, 1),
+            "other_processes_cores": round(other / wall, 2) if wall else 0.0,
+        },
+    }
+    if requests:
+        merged["server_cpu_ms_per_request"] = round(1000 * server / requests, 2)
+    return merged
 
 
 def _queue_and_wait(ctx: Context, user: User, count: int) -> None:
@@ -590,18 +655,13 @@ def scenario_read(ctx: Context) -> dict:
         list_body = call(conn, "GET", list_path, token=user.token).json()
     finally:
         conn.close()
-    # The floor answers the very same JSON from memory (bench/urls.py), right after the route it is the floor of.
+    # The floor answers the very same JSON from memory (bench/urls.py), in slices alternating with the route's.
     (ctx.stack.floor_dir / "status.json").write_text(json.dumps(status_body))
     (ctx.stack.floor_dir / "avatars.json").write_text(json.dumps(list_body))
-    status = run_loadgen(ctx, status_path, user.token)
-    status["floor"] = run_loadgen(ctx, "/api/bench/floor/status", user.token)
-    listing = run_loadgen(ctx, list_path, user.token)
-    listing["floor"] = run_loadgen(ctx, "/api/bench/floor/avatars", user.token)
+    status, status_floor = run_against_floor(ctx, status_path, "/api/bench/floor/status", user.token)
+    listing, listing_floor = run_against_floor(ctx, list_path, "/api/bench/floor/avatars", user.token)
+    status["floor"], listing["floor"] = status_floor, listing_floor
     listing["avatars_in_list"] = len(list_body["avatars"])
-    for route in (status, listing):
-        floor_cpu = route["floor"].get("server_cpu_ms_per_request")
-        if route.get("server_cpu_ms_per_request") and floor_cpu:
-            route["cpu_ratio_to_floor"] = round(route["server_cpu_ms_per_request"] / floor_cpu, 2)
     return {"preview_status": status, "avatar_list": listing}
 
 
