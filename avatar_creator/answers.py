@@ -35,7 +35,9 @@ ENTRY_SECONDS = 60
 
 
 def _keys(project_id) -> tuple[str, str]:
-    return f"lumiku:avatars:{project_id}:version", f"lumiku:avatars:{project_id}:answer"
+    # The answer is the list's JSON since a ninth look at issue 13 (a list of dicts before): a new key, so that no
+    # process of either kind ever reads what the other kind kept.
+    return f"lumiku:avatars:{project_id}:version", f"lumiku:avatars:{project_id}:answer-json"
 
 
 def avatar_list(*, project_id, owner_id: int, origin: str, build: Callable[[], object]) -> object:

@@ -122,3 +122,29 @@ def test_the_list_is_answered_with_the_cache_unreachable(alice_api, project):
         assert names(alice_api, project.pk) == ["First"]
         make_avatar(project, name="Second")
         assert names(alice_api, project.pk) == ["Second", "First"]
+
+
+@pytest.mark.parametrize("accept", [None, "application/json", "*/*"])
+def test_a_kept_list_is_written_as_drfs_renderer_writes_it(alice_api, project, accept):
+    """The kept list's JSON is written into the envelope as it is; the bytes are those DRF's renderer writes for the
+    same answer (asked with `?format=json`, which goes DRF's way)."""
+    make_avatar(project, name="Zoë \u2028 <b>")  # non-ASCII, a line separator DRF escapes, markup
+    headers = {} if accept is None else {"HTTP_ACCEPT": accept}
+    path = f"/api/avatar-creator/projects/{project.pk}/avatars"
+    alice_api.get(path)  # built and kept
+    kept = alice_api.get(path, **headers)
+    rendered = alice_api.get(f"{path}?format=json")
+    assert kept.status_code == rendered.status_code == 200
+    assert kept.content == rendered.content
+    assert kept["Content-Type"] == rendered["Content-Type"] == "application/json"
+    assert kept["Vary"] == rendered["Vary"] and kept["Allow"] == rendered["Allow"]
+    assert [avatar["name"] for avatar in kept.json()["avatars"]] == ["Zoë \u2028 <b>", "First"]
+
+
+def test_a_kept_list_is_shown_in_the_browsable_api(alice, client, project):
+    client.force_login(alice)
+    path = f"/api/avatar-creator/projects/{project.pk}/avatars"
+    client.get(path, HTTP_ACCEPT="application/json")  # built and kept
+    page = client.get(path, HTTP_ACCEPT="text/html")
+    assert page.status_code == 200 and page["Content-Type"].startswith("text/html")
+    assert "First" in page.content.decode()
