@@ -173,6 +173,31 @@ def test_avatar_output_written_out_equals_the_field_walk(alice, project):
         assert list(output.data) == list(AvatarOutput.Meta.fields)
 
 
+@pytest.mark.parametrize(
+    "state",
+    [
+        {"status": PreviewStatus.SUCCEEDED, "files": True},
+        {"status": PreviewStatus.RUNNING, "started_at": timezone.now(), "attempts": 1},
+        {"status": PreviewStatus.QUEUED, "error_code": "MODEL_LOADING", "attempts": 1, "retry_after": 20.0},
+        {"status": PreviewStatus.FAILED, "error_code": "GENERATION_FAILED", "error_message": "No."},
+        {"status": PreviewStatus.CANCELED},
+        {"status": PreviewStatus.EXPIRED},
+    ],
+    ids=lambda state: state["status"] + ("_retrying" if state.get("error_code") == "MODEL_LOADING" else ""),
+)
+def test_preview_status_in_every_state_queries(alice_api, alice, project, state, django_assert_num_queries):
+    """The poll reads the preview, its owner and the token in one query whatever the state (a count while queued);
+    nothing in any state's answer reads more."""
+    preview = make_preview(alice, project, **state)
+    cache.set(f"lumiku:eta:{preview.generator}", 12.0, 60)  # an estimate for the running and queued ones
+    expected = _warm(alice_api, f"{API}/previews/{preview.pk}").json()
+    queued = state["status"] == PreviewStatus.QUEUED
+    with django_assert_num_queries(QUERIES["preview_queued" if queued else "preview_saved"]):
+        response = alice_api.get(f"{API}/previews/{preview.pk}")
+    assert response.json() == expected
+    assert response.json()["preview"]["status"] == state["status"]
+
+
 # Pinned: change a number only together with the change that moves it, and say so in bench/README.md.
 # The token lookup (issue 13): knox's two queries and the user's row became one query (the token with its user).
 QUERIES = {
