@@ -203,3 +203,20 @@ def test_openapi_schema_and_docs_are_served(client):
     docs = client.get("/api/docs/")
     assert docs.status_code == 200
     assert b"swagger" in docs.content.lower()
+
+
+@pytest.mark.parametrize("path", ["/api/auth/me", BASE, "/api/avatar-creator/presets"])
+def test_options_answers_in_the_success_envelope(alice_api, path):
+    """SPEC: success bodies carry success: true; OPTIONS (DRF's description of the route) is one of them."""
+    response = alice_api.options(path)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["success"] is True
+    assert body["name"] and "application/json" in body["renders"]
+    assert "GET" in response["Allow"]
+
+
+def test_options_without_credentials_is_the_error_envelope(client):
+    response = client.options(BASE)
+    assert response.status_code == 401
+    assert response.json()["success"] is False

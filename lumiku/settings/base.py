@@ -222,6 +222,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PARSER_CLASSES": ["avatar_creator.api.parsers.BoundedJSONParser"],
     "EXCEPTION_HANDLER": "avatar_creator.api.errors.exception_handler",
+    "DEFAULT_METADATA_CLASS": "avatar_creator.api.metadata.EnvelopedMetadata",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {"auth": env("AUTH_THROTTLE_RATE", default="10/min")},
     # DRF's own X-Forwarded-For reading is not used (see TRUSTED_PROXIES); 0 keeps it on REMOTE_ADDR regardless.
