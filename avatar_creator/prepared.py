@@ -10,7 +10,7 @@ Each value is named with the model field it is compared to, which converts it ex
 (`to_python` refuses what the field cannot hold, with the ValidationError or ValueError a filter raises).
 
 A `PreparedUpdate` does the same for an UPDATE of one row that hands the row back as it left it (`RETURNING`): one
-statement where a read and a conditional UPDATE took two.
+statement where a read and a conditional UPDATE took two. A `PreparedCount` does it for a queryset's `count()`.
 """
 
 import uuid
@@ -66,6 +66,31 @@ class PreparedRead:
             raise ValueError("a prepared read selects one model's columns, then its annotations")
         converters = compiler.get_converters([column for column, _, _ in select])
         compiled = _Compiled(sql, tuple(params), positions, init_list, extra, converters)
+        self._compiled[alias] = compiled
+        return compiled
+
+
+class PreparedCount:
+    """`build(**values)` returns a queryset; `count(**values)` is what its `count()` would answer, from SQL compiled
+    once per process (the rows' keys, counted: `SELECT COUNT(*) FROM (...)`)."""
+
+    def __init__(self, model: type[Model], build: Callable[..., QuerySet], **fields: Field):
+        self.model, self.build, self.fields = model, build, fields
+        self._compiled: dict[str, _Compiled] = {}
+
+    def count(self, **values) -> int:
+        alias = router.db_for_read(self.model)
+        compiled = self._compiled.get(alias) or self._compile(alias)
+        return _fetch_one(connections[alias], compiled, self.fields, values)[0]
+
+    def _compile(self, alias: str) -> _Compiled:
+        connection = connections[alias]
+        stand_ins = {name: _stand_in(field) for name, field in self.fields.items()}
+        queryset = self.build(**stand_ins).order_by().values("pk")
+        sql, params = queryset.query.get_compiler(using=alias).as_sql()
+        positions = _positions(connection, self.fields, stand_ins, params)
+        counted = f"SELECT COUNT(*) FROM ({sql}) counted"  # noqa: S608 - the ORM's SQL; its values stay parameters
+        compiled = _Compiled(counted, tuple(params), positions, [], [], {})
         self._compiled[alias] = compiled
         return compiled
 

@@ -24,7 +24,7 @@ from avatar_creator.models import (
     PreviewStatus,
     Project,
 )
-from avatar_creator.prepared import PreparedRead
+from avatar_creator.prepared import PreparedCount, PreparedRead
 
 User = get_user_model()
 
@@ -251,13 +251,23 @@ _ETA_SAMPLE = 20
 _ETA_CACHE_SECONDS = 30
 
 
+# The previews queued ahead of one created at `created_at` with `seed`: a batch's previews share one creation time and
+# are queued in seed order. Read on every status poll and event of a queued preview, so its SQL is compiled once.
+_QUEUED_AHEAD = PreparedCount(
+    Preview,
+    lambda created_at, seed: Preview.objects.filter(
+        Q(created_at__lt=created_at) | Q(created_at=created_at, seed__lt=seed), status=PreviewStatus.QUEUED
+    ),
+    created_at=Preview._meta.get_field("created_at"),
+    seed=Preview._meta.get_field("seed"),
+)
+
+
 def preview_queue_position(*, preview: Preview) -> int | None:
     """1 = next to start, among every queued preview (first come, first served); None unless queued."""
     if preview.status != PreviewStatus.QUEUED:
         return None
-    # A batch's previews share one creation time; they are queued in seed order.
-    ahead = Q(created_at__lt=preview.created_at) | Q(created_at=preview.created_at, seed__lt=preview.seed)
-    return Preview.objects.filter(ahead, status=PreviewStatus.QUEUED).count() + 1
+    return _QUEUED_AHEAD.count(created_at=preview.created_at, seed=preview.seed) + 1
 
 
 def generation_seconds(*, generator: str) -> float | None:

@@ -9,7 +9,7 @@ import pytest
 import redis
 from django.utils import timezone
 
-from avatar_creator import events, services
+from avatar_creator import events, selectors, services
 from avatar_creator.api import streams
 from avatar_creator.models import Preview, PreviewStatus
 from tests.factories import make_preview, make_project
@@ -50,6 +50,16 @@ def stream_text(response) -> list[str]:
     return [chunk.decode() if isinstance(chunk, bytes) else chunk for chunk in response.streaming_content]
 
 
+@pytest.fixture(autouse=True)
+def nothing_left_behind(monkeypatch):
+    """The embedded default's pool starts with a process's first request; its sweep then runs every preview a restart
+    left queued and re-queues stuck ones (queue.py; tests/test_faults.py and test_operations.py test that). Here
+    previews are queued or stuck on purpose, and must stay so even when a test's request is the process's first (a
+    test run alone)."""
+    monkeypatch.setattr(services, "previews_left_queued", lambda **kwargs: [])
+    monkeypatch.setattr(services, "previews_reap_stuck", lambda **kwargs: 0)
+
+
 # Queue position and ETA
 
 
@@ -77,6 +87,30 @@ def test_preview_json_queue_positions_of_one_batch_follow_the_seeds(alice_api, a
     positions = [alice_api.get(detail(p.pk)).json()["preview"]["queuePosition"] for p in batch]
 
     assert positions == [2, 1, 3]
+
+
+def test_queue_positions_count_every_queued_preview_ahead_from_sql_compiled_once(alice, project, monkeypatch):
+    """The count behind queuePosition (selectors.py, a PreparedCount): earlier previews first, a batch's in seed order,
+    only queued ones; its SQL is compiled once, then only run."""
+    now = timezone.now()
+    batch_time = now - timedelta(seconds=5)
+    previews = [
+        make_preview(alice, project, created_at=now - timedelta(seconds=9), seed=1),
+        make_preview(alice, project, created_at=batch_time, seed=3),
+        make_preview(alice, project, created_at=batch_time, seed=2),
+        make_preview(alice, project, created_at=batch_time, seed=4),
+        make_preview(alice, project, created_at=now - timedelta(seconds=1), seed=7),
+    ]
+    make_preview(alice, project, status=PreviewStatus.RUNNING, created_at=now - timedelta(seconds=20))
+    make_preview(alice, project, status=PreviewStatus.FAILED, created_at=batch_time, seed=1)
+    compiles = []
+    ahead = selectors._QUEUED_AHEAD
+    monkeypatch.setattr(ahead, "_compiled", {})
+    compile_once = ahead._compile
+    monkeypatch.setattr(ahead, "_compile", lambda alias: compiles.append(alias) or compile_once(alias))
+
+    assert [selectors.preview_queue_position(preview=p) for p in previews] == [1, 3, 2, 4, 5]
+    assert compiles == ["default"]
 
 
 def test_preview_json_has_no_position_once_finished(alice_api, alice, project):
