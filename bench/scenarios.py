@@ -28,6 +28,7 @@ from stack import (
     proc_memory_kb,
     proc_pss_kb,
     proc_threads,
+    reported_usage,
     tcp_connections,
 )
 from stats import summary
@@ -531,11 +532,10 @@ def scenario_bytes(ctx: Context) -> dict:
 LIST_AVATARS = 20
 
 
-def run_loadgen(ctx: Context, path: str, token: str, *, seconds: float | None = None) -> dict:
-    """Run the load generator process; adds the server's CPU cost per request (web workers + database). The
-    latencies come back raw (`latencies_s`), for a caller that merges slices."""
+def run_loadgen(ctx: Context, path: str, token: str, *, seconds: float) -> dict:
+    """Run the load generator process for `seconds`; adds the server's CPU cost per request (web workers +
+    database). The latencies and the CPU come back exact (`latencies_s`, `cpu`), for a caller that merges slices."""
     c = ctx.counts
-    seconds = c.read_seconds if seconds is None else seconds
     before = ctx.stack.cpu_snapshot()
     command = [
         PYTHON, str(BENCH_DIR / "loadgen.py"), "--port", str(ctx.port), "--path", path, "--token", token,
@@ -546,9 +546,8 @@ def run_loadgen(ctx: Context, path: str, token: str, *, seconds: float | None = 
         raise BenchError(f"loadgen failed: {result.stderr[-2000:]}")
     figures = json.loads(result.stdout)
     usage = ctx.stack.cpu_usage(before, ctx.stack.cpu_snapshot(), exact=True)
-    figures["server_cpu_seconds"] = usage["cpu_seconds"]["web server"] + usage["cpu_seconds"]["postgresql (bench db)"]
     if figures["requests"]:
-        figures["server_cpu_ms_per_request"] = round(1000 * figures["server_cpu_seconds"] / figures["requests"], 2)
+        figures["server_cpu_ms_per_request"] = round(1000 * _server_cpu_seconds(usage) / figures["requests"], 2)
     figures["cpu"] = usage
     return figures
 
@@ -584,11 +583,11 @@ def _merged(runs: list[dict]) -> dict:
     for run in runs:
         for name, count in run["errors"].items():
             errors[name] = errors.get(name, 0) + count
-    usages = [run["cpu"] for run in runs]
-    roles = {role: sum(u["cpu_seconds"][role] for u in usages) for role in usages[0]["cpu_seconds"]}
-    wall = sum(u["wall_seconds"] for u in usages)
-    other = sum(u["other_processes_seconds"] for u in usages)
-    server = sum(run["server_cpu_seconds"] for run in runs)
+    usages = [run["cpu"] for run in runs]  # exact (run_loadgen)
+    usage = {
+        key: sum(u[key] for u in usages) for key in ("wall_seconds", "machine_busy_seconds", "other_processes_seconds")
+    }
+    usage["cpu_seconds"] = {role: sum(u["cpu_seconds"][role] for u in usages) for role in usages[0]["cpu_seconds"]}
     merged = {
         "path": runs[0]["path"],
         "connections": runs[0]["connections"],
@@ -602,17 +601,16 @@ def _merged(runs: list[dict]) -> dict:
         "requests_per_second": round(requests / seconds, 1) if seconds else 0.0,
         "latency_ms": summary(latencies),
         "loadgen_cpu_seconds": round(sum(run["loadgen_cpu_seconds"] for run in runs), 2),
-        "cpu": {
-            "wall_seconds": round(wall, 1),
-            "machine_busy_seconds": round(sum(u["machine_busy_seconds"] for u in usages), 1),
-            "cpu_seconds": {role: round(value, 1) for role, value in roles.items()},
-            "other_processes_seconds": round(other, 1),
-            "other_processes_cores": round(other / wall, 2) if wall else 0.0,
-        },
+        "cpu": reported_usage(usage),
     }
     if requests:
-        merged["server_cpu_ms_per_request"] = round(1000 * server / requests, 2)
+        merged["server_cpu_ms_per_request"] = round(1000 * _server_cpu_seconds(usage) / requests, 2)
     return merged
+
+
+def _server_cpu_seconds(usage: dict) -> float:
+    """The server's share of a CPU usage: its web processes and the bench database's PostgreSQL backends."""
+    return usage["cpu_seconds"]["web server"] + usage["cpu_seconds"]["postgresql (bench db)"]
 
 
 def _queue_and_wait(ctx: Context, user: User, count: int) -> None:

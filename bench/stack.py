@@ -131,6 +131,19 @@ def backends_cpu(db_name: str) -> tuple[dict[int, float], float]:
     return live, reaped
 
 
+def reported_usage(usage: dict) -> dict:
+    """An exact CPU usage (Stack.cpu_usage with `exact`, or a sum of several) as the report gives it: rounded, with the
+    cores the rest of the machine used on average."""
+    wall, other = usage["wall_seconds"], usage["other_processes_seconds"]
+    return {
+        "wall_seconds": round(wall, 1),
+        "machine_busy_seconds": round(usage["machine_busy_seconds"], 1),
+        "cpu_seconds": {role: round(value, 1) for role, value in usage["cpu_seconds"].items()},
+        "other_processes_seconds": round(other, 1),
+        "other_processes_cores": round(other / wall, 2) if wall else 0.0,
+    }
+
+
 def _proc_field(path: str, name: str) -> int:
     """The number after `name` in a /proc file of `key: value` lines; 0 when the process is gone."""
     try:
@@ -438,7 +451,7 @@ class Stack:
     @staticmethod
     def cpu_usage(before: CpuSnapshot, after: CpuSnapshot, *, exact: bool = False) -> dict:
         """CPU seconds per role between two snapshots, and what everything else on the machine used; rounded for the
-        report unless `exact` (for a sum over several short runs)."""
+        report (`reported_usage`) unless `exact`, for a caller that sums several short runs first."""
         roles = {role: max(after.roles[role] - before.roles.get(role, 0.0), 0.0) for role in after.roles}
         # Per backend. One that ended meanwhile left the live sum; its whole life's CPU joined the reaped figure, less
         # what it had used by the first snapshot (see backends_cpu).
@@ -449,19 +462,13 @@ class Stack:
             0.0,
         )
         machine = after.machine - before.machine
-        ours = sum(roles.values())
-        wall = after.wall - before.wall
-
-        def rounded(value: float, digits: int = 1) -> float:
-            return value if exact else round(value, digits)
-
-        return {
-            "wall_seconds": rounded(wall),
-            "machine_busy_seconds": rounded(machine),
-            "cpu_seconds": {role: rounded(value) for role, value in roles.items()},
-            "other_processes_seconds": rounded(max(machine - ours, 0.0)),
-            "other_processes_cores": rounded(max(machine - ours, 0.0) / wall, 2) if wall else 0.0,
+        usage = {
+            "wall_seconds": after.wall - before.wall,
+            "machine_busy_seconds": machine,
+            "cpu_seconds": roles,
+            "other_processes_seconds": max(machine - sum(roles.values()), 0.0),
         }
+        return usage if exact else reported_usage(usage)
 
     # environment
 
