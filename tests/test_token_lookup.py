@@ -1,21 +1,29 @@
 """The token lookup (issue 13): a known token and its active user in one query, and every way of revoking a token, or
 of ending its user's access, refused on the next request (nothing is cached)."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.utils import timezone
 from rest_framework.authtoken.models import Token as LegacyToken
 from rest_framework.test import APIClient
 
-from avatar_creator import services
-from avatar_creator.models import ApiToken, PreviewStatus
+try:
+    from psycopg.pq import Format
+except ImportError:  # SQLite alone: the tests that need it skip
+    Format = None
+
+from avatar_creator import selectors, services
+from avatar_creator.models import ApiToken, Preview, PreviewStatus
 from avatar_creator.selectors import token_lookup
 from tests.factories import make_preview, make_project
 from tests.test_tokens import bearer, me
 
 pytestmark = pytest.mark.django_db
+TIMESTAMPTZ_OID = 1184
 
 
 def used_token_of(user) -> ApiToken:
@@ -125,6 +133,63 @@ def test_the_status_poll_is_one_query_and_answers_as_the_owner(alice, alices_pre
     assert (response.status_code, response.json()["preview"]["id"]) == (200, str(alices_preview.pk))
     head = bearer(alice.token).head(f"/api/avatar-creator/previews/{alices_preview.pk}")
     assert head.status_code == 200
+
+
+def _cursors_of(monkeypatch) -> list:
+    """The psycopg cursors the default connection hands out from now on."""
+    made, cursor = [], connection.cursor
+
+    def recording():
+        wrapper = cursor()
+        made.append(wrapper.cursor)
+        return wrapper
+
+    monkeypatch.setattr(connection, "cursor", recording)
+    return made
+
+
+def _datetimes(instance) -> dict:
+    return {f.attname: getattr(instance, f.attname) for f in type(instance)._meta.concrete_fields
+            if f.get_internal_type() == "DateTimeField"}  # fmt: skip
+
+
+def test_the_status_polls_datetimes_are_the_orms_parsed_in_c(alice, monkeypatch):
+    """The status poll's row (prepared.py) has its timestamps parsed by psycopg's C loader, not Django's Python one,
+    and they are the very datetimes the ORM reads: values, microseconds, UTC and the edges of Python's range."""
+    if connection.vendor != "postgresql":
+        pytest.skip("Django's timestamptz loader is PostgreSQL's")
+    edge = datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)
+    preview = make_preview(
+        alice,
+        make_project(alice),
+        status=PreviewStatus.SUCCEEDED,
+        expires_at=edge,
+        started_at=datetime(1, 1, 1, tzinfo=UTC),
+        created_at=datetime(2024, 2, 29, 23, 0, 0, 1, UTC),
+    )
+    digest = used_token_of(alice).digest
+    cursors = _cursors_of(monkeypatch)
+    read, token = selectors.preview_with_token(preview_id=preview.pk, digest=digest)
+    (cursor,) = cursors
+    assert cursor.adapters.get_loader(TIMESTAMPTZ_OID, Format.TEXT).__module__.endswith("._psycopg")  # psycopg's C
+    assert _datetimes(read) == _datetimes(Preview.objects.get(pk=preview.pk))
+    assert (read.expires_at, read.started_at.year) == (edge, 1)
+    assert {value.tzinfo for value in _datetimes(read).values() if value is not None} == {UTC}
+    assert _datetimes(read.owner) == _datetimes(get_user_model().objects.get(pk=alice.pk))
+    assert _datetimes(token) == _datetimes(ApiToken.objects.get(pk=token.pk))
+
+
+def test_the_status_poll_keeps_djangos_loader_where_the_connection_is_not_in_utc(alice, alices_preview, monkeypatch):
+    """Django sets the tzinfo of what it reads to the connection's time zone; psycopg's loader would not: off UTC the
+    status poll's cursor keeps Django's."""
+    if connection.vendor != "postgresql":
+        pytest.skip("Django's timestamptz loader is PostgreSQL's")
+    digest = used_token_of(alice).digest
+    monkeypatch.setattr(connection, "timezone", ZoneInfo("Asia/Jakarta"))
+    cursors = _cursors_of(monkeypatch)
+    selectors.preview_with_token(preview_id=alices_preview.pk, digest=digest)
+    (cursor,) = cursors
+    assert cursor.adapters.get_loader(TIMESTAMPTZ_OID, Format.TEXT).timezone == ZoneInfo("Asia/Jakarta")
 
 
 def test_the_status_poll_of_another_users_preview_is_not_found(alices_preview, make_user):
