@@ -61,18 +61,26 @@ def absolute_url(request, url: str | None) -> str | None:
 
 
 _PATH_STAND_IN = "5e171e11-0000-4000-8000-00000000c0de"
-_preview_paths: dict[tuple[str, str], tuple[str, str]] = {}
+_PREVIEW_FILES = ("image", "thumbnail")
+_preview_paths: dict[str, tuple[tuple[str, str], ...]] = {}
 
 
-def _preview_path(kind: str, pk) -> str:
-    """reverse("api:preview-<kind>", pk=pk), with the route reversed once per script prefix (the status poll names
-    two such links on every call)."""
-    key = (kind, get_script_prefix())
-    parts = _preview_paths.get(key)
+def _preview_links(request, pk) -> tuple[str | None, ...]:
+    """The links of a preview's image and thumbnail, as absolute_url writes them: reverse("api:preview-image") and
+    "-thumbnail" for the pk, each route reversed once per script prefix, and the request's origin worked out once
+    for both (the status poll names them on every call)."""
+    prefix = get_script_prefix()
+    parts = _preview_paths.get(prefix)
     if parts is None:
-        before, _, after = reverse(f"api:preview-{kind}", kwargs={"pk": _PATH_STAND_IN}).partition(_PATH_STAND_IN)
-        parts = _preview_paths[key] = (before, after)
-    return f"{parts[0]}{pk}{parts[1]}"
+        reversed_ = (reverse(f"api:preview-{kind}", kwargs={"pk": _PATH_STAND_IN}) for kind in _PREVIEW_FILES)
+        parts = _preview_paths[prefix] = tuple((path.partition(_PATH_STAND_IN)[::2]) for path in reversed_)
+    paths = [f"{before}{pk}{after}" for before, after in parts]
+    if request is None:
+        return tuple(absolute_url(None, path) for path in paths)
+    # A reversed path is already a URI (reverse() quotes it), so the origin and the path join as
+    # build_absolute_uri(path) would join them.
+    origin = request.build_absolute_uri("/")[:-1]
+    return tuple(origin + path for path in paths)
 
 
 # Persona fields
@@ -411,59 +419,76 @@ class PreviewOutput(serializers.ModelSerializer):
     def get_etaSeconds(self, preview) -> int | None:
         return selectors.preview_eta_seconds(preview=preview)
 
-    def _url(self, preview, kind: str) -> str | None:
-        if preview.status != "succeeded" or not preview.image:
-            return None
-        return absolute_url(self.context.get("request"), _preview_path(kind, preview.pk))
-
     def get_imageUrl(self, preview) -> str | None:
-        return self._url(preview, "image")
+        return _preview_files(self.context.get("request"), preview)[0]
 
     def get_thumbnailUrl(self, preview) -> str | None:
-        return self._url(preview, "thumbnail")
+        return _preview_files(self.context.get("request"), preview)[1]
 
     def get_error(self, preview) -> dict | None:
-        # A queued preview with an error is waiting for a retry: the reason stays visible until it runs again.
-        if preview.status != "failed" and not (preview.status == "queued" and preview.error_code):
-            return None
-        return {"code": preview.error_code, "message": preview.error_message}
+        return _preview_error(preview)
 
     def get_avatarId(self, preview) -> str | None:
-        if not preview.is_finished:
-            return None  # only a succeeded preview is ever saved, and a finished one never runs again: no query
-        try:
-            return str(preview.avatar.pk)
-        except Avatar.DoesNotExist:
-            return None
+        return _preview_avatar_id(preview)
 
     def to_representation(self, preview):
-        # Written out instead of DRF's walk over the fields above (which stay the schema): this is the status poll,
-        # the API's hottest read, and a ModelSerializer rebuilds its fields from the model on every instance
-        # (bench/README.md). tests/test_query_counts.py checks it against that walk in every state.
-        text, number, moment = _text, _number, _moments()
-        position = self.get_queuePosition(preview)  # counted once, for the position and the estimate
-        eta = selectors.preview_eta_seconds(preview=preview, queue_position=position)
-        data = {
-            "id": str(preview.id), "projectId": str(preview.project_id), "status": text(preview.status),
-            "prompt": text(preview.prompt), "enhancedPrompt": text(preview.enhanced_prompt),
-            **{spec.wire: text(getattr(preview, spec.name)) for spec in PERSONA_FIELDS},
-            "seed": number(preview.seed), "width": number(preview.width), "height": number(preview.height),
-            "attempts": number(preview.attempts), "batchId": text(preview.batch_id),
-            "queuePosition": position, "etaSeconds": eta,
-            "nextAttemptAt": moment(preview.next_attempt_at), "imageUrl": self.get_imageUrl(preview),
-            "thumbnailUrl": self.get_thumbnailUrl(preview), "error": self.get_error(preview),
-            "avatarId": self.get_avatarId(preview), "createdAt": moment(preview.created_at),
-            "startedAt": moment(preview.started_at), "finishedAt": moment(preview.finished_at),
-            "expiresAt": moment(preview.expires_at),
-        }  # fmt: skip
-        if self.context.get("include_base64") and preview.status == "succeeded" and preview.image:
-            try:
-                contents = files.read_bytes(files.preview_storage(), preview.image.name, preview.thumbnail.name)
-                data["imageBase64"], data["thumbnailBase64"] = (base64.b64encode(c).decode("ascii") for c in contents)
-            except OSError:
-                # The files went missing (expired under us, storage fault): say so rather than fail the request.
-                data["imageBase64"] = data["thumbnailBase64"] = None
-        return data
+        return preview_representation(
+            preview, request=self.context.get("request"), include_base64=self.context.get("include_base64", False)
+        )
+
+
+def preview_representation(preview: Preview, *, request=None, include_base64: bool = False) -> dict:
+    """PreviewOutput's answer for one preview, written out instead of DRF's walk over its fields (which stay the
+    schema): this is the status poll, the API's hottest read, and a ModelSerializer rebuilds its fields from the model
+    on every instance (bench/README.md). The status poll calls it without a serializer at all.
+    tests/test_query_counts.py checks it against that walk in every state."""
+    text, number, moment = _text, _number, _moments()
+    position = selectors.preview_queue_position(preview=preview)  # counted once, for the position and the estimate
+    eta = selectors.preview_eta_seconds(preview=preview, queue_position=position)
+    image_url, thumbnail_url = _preview_files(request, preview)
+    data = {
+        "id": str(preview.id), "projectId": str(preview.project_id), "status": text(preview.status),
+        "prompt": text(preview.prompt), "enhancedPrompt": text(preview.enhanced_prompt),
+        **{spec.wire: text(getattr(preview, spec.name)) for spec in PERSONA_FIELDS},
+        "seed": number(preview.seed), "width": number(preview.width), "height": number(preview.height),
+        "attempts": number(preview.attempts), "batchId": text(preview.batch_id),
+        "queuePosition": position, "etaSeconds": eta,
+        "nextAttemptAt": moment(preview.next_attempt_at), "imageUrl": image_url, "thumbnailUrl": thumbnail_url,
+        "error": _preview_error(preview), "avatarId": _preview_avatar_id(preview),
+        "createdAt": moment(preview.created_at), "startedAt": moment(preview.started_at),
+        "finishedAt": moment(preview.finished_at), "expiresAt": moment(preview.expires_at),
+    }  # fmt: skip
+    if include_base64 and preview.status == "succeeded" and preview.image:
+        try:
+            contents = files.read_bytes(files.preview_storage(), preview.image.name, preview.thumbnail.name)
+            data["imageBase64"], data["thumbnailBase64"] = (base64.b64encode(c).decode("ascii") for c in contents)
+        except OSError:
+            # The files went missing (expired under us, storage fault): say so rather than fail the request.
+            data["imageBase64"] = data["thumbnailBase64"] = None
+    return data
+
+
+def _preview_files(request, preview) -> tuple[str | None, str | None]:
+    """The links of the image and the thumbnail: only once the preview succeeded."""
+    if preview.status != "succeeded" or not preview.image:
+        return None, None
+    return _preview_links(request, preview.pk)
+
+
+def _preview_error(preview) -> dict | None:
+    # A queued preview with an error is waiting for a retry: the reason stays visible until it runs again.
+    if preview.status != "failed" and not (preview.status == "queued" and preview.error_code):
+        return None
+    return {"code": preview.error_code, "message": preview.error_message}
+
+
+def _preview_avatar_id(preview) -> str | None:
+    if not preview.is_finished:
+        return None  # only a succeeded preview is ever saved, and a finished one never runs again: no query
+    try:
+        return str(preview.avatar.pk)
+    except Avatar.DoesNotExist:
+        return None
 
 
 class PreviewWithImagesOutput(PreviewOutput):

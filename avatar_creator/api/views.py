@@ -396,8 +396,7 @@ def waited_answer(request, previews) -> dict:
 
 
 def preview_data(request, preview, *, include_base64: bool = False) -> dict:
-    context = {"request": request, "include_base64": include_base64}
-    return s.PreviewOutput(preview, context=context).data
+    return s.preview_representation(preview, request=request, include_base64=include_base64)
 
 
 def preview_accepted(request, previews) -> Response:
