@@ -24,7 +24,7 @@ from avatar_creator.models import (
     PreviewStatus,
     Project,
 )
-from avatar_creator.prepared import PreparedCount, PreparedRead
+from avatar_creator.prepared import PreparedCount, PreparedRead, model_instance
 
 User = get_user_model()
 
@@ -131,7 +131,9 @@ def _with_saved_avatar(preview: Preview, columns: dict) -> Preview:
     avatar_id = columns["saved_avatar_id"]
     # Known to have no avatar, or one whose id is known: `preview.avatar` asks the database for nothing more.
     avatar = (
-        None if avatar_id is None else Avatar.from_db(preview._state.db, ["id", "preview_id"], [avatar_id, preview.pk])
+        None
+        if avatar_id is None
+        else model_instance(Avatar, preview._state.db, ["id", "preview_id"], [avatar_id, preview.pk])
     )
     Preview.avatar.related.set_cached_value(preview, avatar)
     return preview
@@ -159,7 +161,7 @@ def _token_columns(path: str) -> dict:
 def _token_of(user, columns: dict) -> ApiToken | None:
     """The token the annotations describe, its `user` set; None once it has expired."""
     values = [columns[f"token_{name}"] for name in _TOKEN_FIELDS]
-    token = ApiToken.from_db(user._state.db, _TOKEN_FIELDS, values)
+    token = model_instance(ApiToken, user._state.db, _TOKEN_FIELDS, values)
     if token.expiry is not None and token.expiry <= timezone.now():
         return None
     token.user = user
@@ -204,7 +206,7 @@ def preview_with_token(*, preview_id, digest: str) -> tuple[Preview, ApiToken] |
     if found is None:
         return None
     preview, columns = found
-    user = User.from_db(preview._state.db, _USER_FIELDS, [columns[f"user_{name}"] for name in _USER_FIELDS])
+    user = model_instance(User, preview._state.db, _USER_FIELDS, [columns[f"user_{name}"] for name in _USER_FIELDS])
     token = _token_of(user, columns)
     if token is None:
         return None
