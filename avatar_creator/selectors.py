@@ -144,7 +144,6 @@ def _with_saved_avatar(preview: Preview, columns: dict) -> Preview:
 # once (prepared.py) and, on PostgreSQL, a prepared statement. Nothing is cached, so a revoked token (its row gone)
 # or a deactivated or deleted user (however it was changed) is refused on the next request.
 _TOKEN_FIELDS = [field.attname for field in ApiToken._meta.concrete_fields]
-_USER_FIELDS = [field.attname for field in User._meta.concrete_fields]
 
 
 # What makes a token good, in one place for both reads below: its digest is known and its user is active (the lookups,
@@ -153,15 +152,16 @@ def _token_of_active_user(user: str, digest) -> dict:
     return {f"{user}auth_token_set__digest": digest, f"{user}is_active": True}
 
 
-def _token_columns(path: str) -> dict:
+def _token_columns(path: str, fields=_TOKEN_FIELDS) -> dict:
     """The token's columns as annotations named token_<field>, `path` leading from the queried model to it."""
-    return {f"token_{name}": F(f"{path}{name}") for name in _TOKEN_FIELDS}
+    return {f"token_{name}": F(f"{path}{name}") for name in fields}
 
 
-def _token_of(user, columns: dict) -> ApiToken | None:
-    """The token the annotations describe, its `user` set; None once it has expired."""
-    values = [columns[f"token_{name}"] for name in _TOKEN_FIELDS]
-    token = model_instance(ApiToken, user._state.db, _TOKEN_FIELDS, values)
+def _token_of(user, columns: dict, fields=_TOKEN_FIELDS) -> ApiToken | None:
+    """The token the annotations describe (its `fields`, the others deferred), its `user` set; None once it has
+    expired."""
+    values = [columns[f"token_{name}"] for name in fields]
+    token = model_instance(ApiToken, user._state.db, fields, values)
     if token.expiry is not None and token.expiry <= timezone.now():
         return None
     token.user = user
@@ -186,10 +186,28 @@ def token_lookup(*, digest: str) -> ApiToken | None:
 
 # The status poll with a Bearer token: the preview, its owner and the token in one query (api/views.py), when the
 # token is its owner's; anything else goes the usual way (authentication, then preview_get_for_user).
+#
+# It reads only what the poll uses; the rest stays deferred (read on first use, one query each: the query-count guard,
+# tests/test_query_counts.py, would show any). Each column costs PostgreSQL about a microsecond to write out and the
+# poll as much again to take in, and a third of them went unread (bench/README.md, issue 13):
+# - of the token, what authenticates (its expiry) and what token_touch writes (its last use);
+# - of its owner, who `request.user` is (no middleware or view on the poll's path reads more);
+# - of the preview, everything its answer uses (PreviewOutput, the estimate, `include=base64`, `Prefer: wait`).
+_POLL_TOKEN_FIELDS = ["digest", "user_id", "expiry", "last_used_at"]
+_POLL_USER_FIELDS = ["id", "username", "is_active"]
+_POLL_UNREAD_PREVIEW_FIELDS = [
+    "negative_prompt", "model_used", "retry_after", "duration_ms", "deadline_at", "version", "heartbeat_at",
+    "webhook_url", "webhook_delivered_at",
+]  # fmt: skip
 _PREVIEW_WITH_TOKEN = PreparedRead(
     Preview,
-    lambda pk, digest: _preview_query(pk=pk, **_token_of_active_user("owner__", digest)).annotate(
-        **{f"user_{name}": F(f"owner__{name}") for name in _USER_FIELDS}, **_token_columns("owner__auth_token_set__")
+    lambda pk, digest: (
+        _preview_query(pk=pk, **_token_of_active_user("owner__", digest))
+        .defer(*_POLL_UNREAD_PREVIEW_FIELDS)
+        .annotate(
+            **{f"user_{name}": F(f"owner__{name}") for name in _POLL_USER_FIELDS},
+            **_token_columns("owner__auth_token_set__", _POLL_TOKEN_FIELDS),
+        )
     ),
     pk=Preview._meta.pk,
     digest=ApiToken._meta.pk,
@@ -206,8 +224,9 @@ def preview_with_token(*, preview_id, digest: str) -> tuple[Preview, ApiToken] |
     if found is None:
         return None
     preview, columns = found
-    user = model_instance(User, preview._state.db, _USER_FIELDS, [columns[f"user_{name}"] for name in _USER_FIELDS])
-    token = _token_of(user, columns)
+    names = _POLL_USER_FIELDS
+    user = model_instance(User, preview._state.db, names, [columns[f"user_{name}"] for name in names])
+    token = _token_of(user, columns, _POLL_TOKEN_FIELDS)
     if token is None:
         return None
     preview.owner = user

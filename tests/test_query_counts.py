@@ -174,6 +174,22 @@ def test_avatar_output_written_out_equals_the_field_walk(alice, project):
 
 
 @pytest.mark.parametrize(
+    "extra", [{"QUERY_STRING": "include=base64"}, {"HTTP_PREFER": "wait=5"}], ids=["base64", "wait"]
+)
+def test_preview_status_asking_for_more_queries(alice_api, alice, project, extra, django_assert_num_queries):
+    """`include=base64` and `Prefer: wait` (on a finished preview: nothing to wait for) read nothing more."""
+    preview = make_preview(alice, project, status=PreviewStatus.SUCCEEDED, files=True)
+    _warm(alice_api, f"{API}/previews/{preview.pk}")
+    with django_assert_num_queries(QUERIES["preview_saved"]) as queries:
+        response = alice_api.get(f"{API}/previews/{preview.pk}", **extra)
+    assert response.status_code == 200
+    assert ("imageBase64" in response.json()["preview"]) == ("QUERY_STRING" in extra)
+    # The poll reads what it uses (selectors._PREVIEW_WITH_TOKEN): not the owner's password hash, not the webhook.
+    sql = queries.captured_queries[0]["sql"]
+    assert '"password"' not in sql and '"webhook_url"' not in sql and '"thumbnail"' in sql
+
+
+@pytest.mark.parametrize(
     "state",
     [
         {"status": PreviewStatus.SUCCEEDED, "files": True},
