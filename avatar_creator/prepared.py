@@ -34,6 +34,13 @@ from django.db.models.query_utils import DeferredAttribute
 from django.db.models.signals import post_init, pre_init
 from django.db.models.sql import UpdateQuery
 
+try:
+    import psycopg
+    from psycopg.pq import Format
+    from psycopg.types.datetime import TimestamptzLoader
+except ImportError:  # pragma: no cover - psycopg is a requirement; only PostgreSQL needs it
+    psycopg = None
+
 
 @dataclass(frozen=True)
 class _Compiled:
@@ -235,13 +242,6 @@ def _stand_in(field: Field):
 # status poll's row holds seven. Where the two give the same datetime -- aware ones (USE_TZ) in UTC, the time zone
 # Django gives the connection's session -- a prepared query's cursor takes psycopg's own loader back. Only its cursor:
 # the connection keeps Django's, which Django's cursors check.
-try:
-    import psycopg
-    from psycopg.pq import Format
-    from psycopg.types.datetime import TimestamptzLoader
-except ImportError:  # pragma: no cover - psycopg is a requirement; only PostgreSQL needs it
-    psycopg = None
-
 _TIMESTAMPTZ_OID = None if psycopg is None else psycopg.adapters.types["timestamptz"].oid
 # psycopg's default, which is its C loader when psycopg_binary (or psycopg_c) is installed.
 _C_TIMESTAMPTZ = None if psycopg is None else psycopg.adapters.get_loader(_TIMESTAMPTZ_OID, Format.TEXT)
