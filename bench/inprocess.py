@@ -102,7 +102,9 @@ def measure(args: argparse.Namespace, media: str) -> int:
 
     call_command("migrate", verbosity=0)
     cache.clear()
-    user, token = services.user_register(username="inprocess", password="a-long-in-process-passphrase-9", email="i@example.com")
+    user, token = services.user_register(
+        username="inprocess", password="a-long-in-process-passphrase-9", email="i@example.com"
+    )
     project = make_project(user)
     if args.route == "avatars":
         for i in range(24):
