@@ -24,9 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from stack import PG_ADMIN_DSN, ROOT  # the bench's own: the same server, the same override
+
 DB_NAME = os.environ.get("BENCH_INPROCESS_DB", "lumiku_inprocess")
-PG_ADMIN_DSN = os.environ.get("BENCH_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 DATABASE_URL = os.environ.get("BENCH_INPROCESS_DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/{DB_NAME}")
 ROUTES = ("status", "queued", "avatars")
 
