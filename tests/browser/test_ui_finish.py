@@ -434,6 +434,48 @@ def test_pick_grid_keeps_its_actions_in_view_on_a_laptop_screen(open_page, setti
     expect(page.locator("#avatar-grid .avatar-card")).to_have_count(1)
 
 
+# The "Change the description" link against the dialog's actions bar: whether it comes before the bar in the page
+# (and so in the Tab order), and whether what the browser shows at the link's middle is the link itself.
+EDIT_LINK_AGAINST_BAR = """link => {
+  const bar = document.querySelector("#modal .preview-actions");
+  const box = link.getBoundingClientRect();
+  const shown = document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2);
+  return {
+    beforeBar: Boolean(link.compareDocumentPosition(bar) & Node.DOCUMENT_POSITION_FOLLOWING),
+    onTop: link.contains(shown),
+  };
+}"""
+
+
+@pytest.mark.parametrize("width, height", [(1280, 720), (390, 700)])
+def test_change_the_description_sits_by_the_description_above_the_actions(open_page, width, height):
+    """On the preview and on the pick grid, "Change the description" is beside the description, before the actions
+    bar: never below the bar at the dialog's end nor under it (sticky on a laptop, fixed on a phone), and it opens the
+    form filled from the preview."""
+    page = open_page(width, height)
+    sign_up(page, f"edit{width}")
+    create_project(page, "Edits")
+    modal = page.locator("#modal")
+    for step in ("preview", "pick"):
+        open_avatar_form(page)
+        describe(page)
+        if step == "preview":
+            generate(page)
+            expect_phase_two(page)
+        else:
+            generate_variations(page, 4)
+        link = modal.get_by_role("link", name="Change the description")
+        for where in ("as opened", "at the end"):
+            if where == "at the end":
+                modal.evaluate("dialog => { dialog.scrollTop = dialog.scrollHeight; }")
+            link.scroll_into_view_if_needed()
+            assert link.evaluate(EDIT_LINK_AGAINST_BAR) == {"beforeBar": True, "onTop": True}, (step, where)
+        link.click()
+        expect(modal.get_by_label("Describe the person")).to_have_value(PROMPT)
+        modal.get_by_role("button", name="Close").first.click()
+        expect(modal).to_be_hidden()
+
+
 # Where the element the keyboard focused is, against the dialog's actions bar (sticky or fixed at its bottom edge):
 # null when the focus is in the bar itself.
 FOCUS_AGAINST_BAR = """() => {
