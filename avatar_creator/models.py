@@ -271,11 +271,19 @@ class CreditHold(models.Model):
 class ApiToken(AbstractAuthToken):
     """An API token (django-rest-knox): only its hash is stored; one per device, each with a name and a last use."""
 
+    # Knox's field, indexed with the digest instead of alone: the status poll finds its token through its owner
+    # (selectors.py `_PREVIEW_WITH_TOKEN`), and PostgreSQL takes that path even when the owner has many tokens. With
+    # the user alone in the index it read every one of them and dropped all but one; with both, it reads one. The
+    # index still serves every lookup by user (it leads), as the plain foreign key index did.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, related_name="auth_token_set", on_delete=models.CASCADE, db_index=False
+    )
     name = models.CharField(max_length=100, blank=True, default="")
     last_used_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created"]
+        indexes = [models.Index(fields=["user", "digest"], name="apitoken_user_digest")]
 
     def __str__(self):
         return f"{self.name or 'API token'} of {self.user}"

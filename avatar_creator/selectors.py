@@ -103,9 +103,10 @@ def preview_get_authorized(*, preview_id) -> Preview:
 
 
 # The status poll's read, the API's hottest: its SQL compiled once (prepared.py). The answer names the preview's
-# saved avatar (avatarId): its id comes in the same row, not a second query per poll.
+# saved avatar (avatarId): its id comes in the same row, not a second query per poll. One row by its key: without the
+# model's ordering, which PostgreSQL would otherwise sort it by.
 def _preview_query(**lookup) -> QuerySet[Preview]:
-    return Preview.objects.filter(**lookup).annotate(saved_avatar_id=F("avatar__id"))
+    return Preview.objects.filter(**lookup).annotate(saved_avatar_id=F("avatar__id")).order_by()
 
 
 _PREVIEW_OF_OWNER = PreparedRead(

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.authtoken.models import Token as LegacyToken
 from rest_framework.test import APIClient
@@ -133,6 +134,35 @@ def test_the_status_poll_is_one_query_and_answers_as_the_owner(alice, alices_pre
     assert (response.status_code, response.json()["preview"]["id"]) == (200, str(alices_preview.pk))
     head = bearer(alice.token).head(f"/api/avatar-creator/previews/{alices_preview.pk}")
     assert head.status_code == 200
+
+
+def _plan_nodes(node: dict) -> list[dict]:
+    """A node of an EXPLAIN (FORMAT JSON) plan and every node under it."""
+    return [node, *(found for child in node.get("Plans", []) for found in _plan_nodes(child))]
+
+
+def test_the_status_poll_reads_one_token_row_however_many_tokens_its_owner_has(alice, alices_preview):
+    """PostgreSQL finds the poll's token through its owner (the join's order): the index on (user, digest) makes that
+    one row, where an index on the user alone read every token of the owner and dropped all but one."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the query plan is PostgreSQL's")
+    keys = [services.token_issue(user=alice, name=f"Device {number}").key for number in range(60)]
+    # Other users' tokens make the table as large as a real one, so that PostgreSQL plans with its indexes.
+    others = get_user_model().objects.bulk_create(get_user_model()(username=f"other{number}") for number in range(1000))
+    ApiToken.objects.bulk_create(
+        ApiToken(user=other, digest=f"{other.pk:0126x}{copy:02x}", token_key=f"{other.pk:08x}{copy}")
+        for other in others
+        for copy in range(3)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE auth_user, avatar_creator_apitoken, avatar_creator_preview")
+    with CaptureQueriesContext(connection) as queries:
+        assert status_of(keys[30], alices_preview).status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + queries.captured_queries[0]["sql"])
+        (plan,) = cursor.fetchone()[0]
+    scans = [node for node in _plan_nodes(plan["Plan"]) if node.get("Relation Name") == "avatar_creator_apitoken"]
+    assert [(node["Actual Rows"], node.get("Rows Removed by Filter", 0)) for node in scans] == [(1, 0)], scans
 
 
 def _cursors_of(monkeypatch) -> list:
