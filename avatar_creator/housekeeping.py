@@ -1,10 +1,11 @@
 """What the embedded default does on the request path for want of Celery: its background pool started with the first
-request (start_background_work), and expired previews purged (nothing runs beat without a broker).
+request (start_background_work), and expired previews and tokens purged (nothing runs beat without a broker).
 
 Once a response has been sent (Django's `request_finished`), at most once per AVATAR_HOUSEKEEPING_INTERVAL seconds
 (an atomic `cache.add` picks one request of those that finish together), that request's thread expires the previews
-past their time to live and deletes their files: the client already has its answer, and when nothing is due the
-cost is one query. With a broker the interval defaults to 0 and Celery beat does this instead.
+past their time to live, deletes their files and deletes the expired API tokens: the client already has its answer,
+and when nothing is due the cost is two queries. With a broker the interval defaults to 0 and Celery beat does this
+instead.
 """
 
 import logging
@@ -36,11 +37,15 @@ def purge_after_request(sender, **kwargs) -> None:
     interval = settings.AVATAR_HOUSEKEEPING_INTERVAL
     if interval <= 0 or not cache.add(CACHE_KEY, True, timeout=interval):
         return
-    try:
-        expired = services.previews_expire_due()
-    except Exception:
-        # Never the request's problem: the next interval tries again.
-        logger.exception("Purging expired previews failed")
-        return
-    if expired:
-        logger.info("Expired %d preview(s) and removed their files", expired)
+    for purge, done in (
+        (services.previews_expire_due, "Expired %d preview(s) and removed their files"),
+        (services.tokens_purge_expired, "Deleted %d expired API token(s)"),
+    ):
+        try:
+            count = purge()
+        except Exception:
+            # Never the request's problem: the next interval tries again.
+            logger.exception("Housekeeping failed: %s", purge.__name__)
+            continue
+        if count:
+            logger.info(done, count)

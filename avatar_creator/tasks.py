@@ -54,5 +54,10 @@ def purge_expired_previews() -> int:
 
 
 @shared_task
+def purge_expired_tokens() -> int:
+    return services.tokens_purge_expired()
+
+
+@shared_task
 def reap_stuck_previews() -> int:
     return services.previews_reap_stuck()

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from avatar_creator import selectors
 from avatar_creator.checks import redacted
-from avatar_creator.models import Preview, PreviewStatus, Project
+from avatar_creator.models import ApiToken, Preview, PreviewStatus, Project
 from lumiku.settings.seed_env import database_config, redis_url
 from tests.factories import make_preview, make_project
 
@@ -422,10 +422,11 @@ def expired_preview(alice):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_housekeeping_purges_expired_previews_after_a_request(settings, expired_preview):
+def test_housekeeping_purges_expired_previews_and_tokens_after_a_request(settings, expired_preview, alice):
     settings.AVATAR_HOUSEKEEPING_INTERVAL = 300
     image = Path(expired_preview.image.path)
     assert image.exists()
+    ApiToken.objects.create(user=alice, name="Old laptop", expiry=timedelta(seconds=-1))
 
     response = Client().get("/healthz")
 
@@ -433,6 +434,7 @@ def test_housekeeping_purges_expired_previews_after_a_request(settings, expired_
     expired_preview.refresh_from_db()
     assert (expired_preview.status, expired_preview.image.name) == (PreviewStatus.EXPIRED, "")
     assert not image.exists()
+    assert list(ApiToken.objects.values_list("name", flat=True)) == ["Sign-up"]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,6 +1,7 @@
 """API tokens (django-rest-knox): one per device, hashed, expiring, logout and logout-all, tokens of the first
 version keep working until revoked, a password change revokes all, the admin never shows one, the UI's page."""
 
+import io
 import re
 from datetime import timedelta
 
@@ -47,6 +48,33 @@ def test_token_expires_after_the_ttl(anon, alice, settings):
     assert abs((token.expiry - token.created) - timedelta(seconds=settings.AVATAR_TOKEN_TTL)) < timedelta(seconds=5)
     ApiToken.objects.filter(pk=token.pk).update(expiry=timezone.now() - timedelta(seconds=1))
     assert me(key) == 401
+
+
+def test_expired_tokens_are_purged_on_a_schedule_and_live_ones_kept(anon, alice, bob):
+    """A token nobody presents again is not left behind once it expires (knox's own lookup deleted a user's expired
+    tokens whenever another of theirs authenticated; the lookup that replaced it does not): Celery beat's task and
+    `manage.py purge_expired_previews` delete every expired token, of every user, and nothing else."""
+    from django.conf import settings as django_settings
+    from django.core.management import call_command
+
+    from avatar_creator import tasks
+
+    keys = {name: anon.post("/api/auth/token", {**CREDENTIALS, "name": name}, format="json").json()["token"]
+            for name in ("Old laptop", "Old phone", "Phone")}  # fmt: skip
+    ApiToken.objects.filter(name__startswith="Old").update(expiry=timezone.now() - timedelta(seconds=1))
+    ApiToken.objects.filter(user=bob).update(expiry=timezone.now() - timedelta(days=3))
+    ApiToken.objects.create(user=alice, name="Script", expiry=None)  # a token that never expires
+    assert me(keys["Phone"]) == 200  # authenticating with a live token leaves the expired ones
+
+    assert tasks.purge_expired_tokens.apply().get() == 3
+    assert sorted(ApiToken.objects.values_list("name", flat=True)) == ["Phone", "Script", "Sign-up"]
+    assert [me(keys["Phone"]), me(alice.token), me(keys["Old phone"])] == [200, 200, 401]
+    schedule = django_settings.CELERY_BEAT_SCHEDULE["purge-expired-tokens"]
+    assert (schedule["task"], schedule["schedule"]) == (tasks.purge_expired_tokens.name, 3600)
+
+    ApiToken.objects.filter(name="Phone").update(expiry=timezone.now() - timedelta(seconds=1))
+    call_command("purge_expired_previews", stdout=io.StringIO())
+    assert sorted(ApiToken.objects.values_list("name", flat=True)) == ["Script", "Sign-up"]
 
 
 def test_token_records_its_last_use(alice):

@@ -120,6 +120,16 @@ def tokens_revoke_all(*, user) -> int:
     return deleted + legacy
 
 
+def tokens_purge_expired() -> int:
+    """Delete every token past its expiry (none of them authenticates any more). Returns how many.
+
+    Knox's own lookup deleted a user's expired tokens whenever one of that user's tokens authenticated; the lookup
+    that answers now (selectors.py `token_lookup`) reads the one token asked for, so the rest are purged on a
+    schedule: Celery beat, or the embedded default's housekeeping (avatar_creator/housekeeping.py)."""
+    deleted, _ = ApiToken.objects.filter(expiry__lte=timezone.now()).delete()
+    return deleted
+
+
 def tokens_revoke(*, tokens) -> int:
     """Revoke the knox tokens of a queryset (the admin's delete goes through here too). Returns how many."""
     digests = list(tokens.values_list("pk", flat=True))

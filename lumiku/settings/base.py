@@ -200,6 +200,7 @@ AVATAR_REAP_INTERVAL = 15.0
 CELERY_BEAT_SCHEDULE = {
     "purge-expired-previews": {"task": "avatar_creator.tasks.purge_expired_previews", "schedule": 300.0},
     "reap-stuck-previews": {"task": "avatar_creator.tasks.reap_stuck_previews", "schedule": AVATAR_REAP_INTERVAL},
+    "purge-expired-tokens": {"task": "avatar_creator.tasks.purge_expired_tokens", "schedule": 3600.0},
 }
 # Without a broker nobody runs Celery beat: expired previews are purged from the request path instead, at most once
 # per this many seconds (avatar_creator/housekeeping.py); 0 turns that off.
