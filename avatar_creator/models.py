@@ -3,6 +3,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from knox.models import AbstractAuthToken
 
 from avatar_creator.prompts import (  # noqa: F401 - the vocabulary, importable from here as before
@@ -196,6 +197,14 @@ class Preview(PersonaFields):
     @property
     def is_finished(self) -> bool:
         return self.status in FINISHED_PREVIEW_STATUSES
+
+    @property
+    def effective_status(self) -> str:
+        """The status a reader is told: `expired` from `expires_at` on, also before the purge (every 5 minutes:
+        services.previews_expire_due) has marked it so and removed its files. Saving it is refused from then on too."""
+        if self.status != PreviewStatus.EXPIRED and self.expires_at <= timezone.now():
+            return PreviewStatus.EXPIRED
+        return self.status
 
 
 class WebhookSecret(models.Model):

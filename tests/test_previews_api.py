@@ -10,6 +10,7 @@ from django.core.files.storage import default_storage
 from django.urls import set_script_prefix
 from django.utils import timezone
 from PIL import Image
+from rest_framework.test import APIClient
 
 from avatar_creator.models import Avatar, CreditAccount, CreditLedgerEntry, Preview, PreviewStatus
 from tests.factories import jpeg_bytes, make_preview, make_project
@@ -245,6 +246,30 @@ def test_save_preview_expired_is_not_available(alice_api, alice, project):
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "PREVIEW_NOT_AVAILABLE"
     assert (Avatar.objects.count(), balance(alice)) == (0, 100)
+
+
+def test_a_preview_past_its_expiry_is_expired_before_the_purge_marks_it(alice_api, alice, project):
+    """From expiresAt on, a preview reads `expired` everywhere, without links or images, though the purge (every 5
+    minutes) has not yet marked its row or removed its files; saving it says so too."""
+    from avatar_creator.models import preview_storage
+
+    preview_id = generate(alice_api, project).json()["preview"]["id"]
+    Preview.objects.filter(pk=preview_id).update(expires_at=timezone.now() - timedelta(seconds=1))
+    session = APIClient()
+    session.force_authenticate(alice)  # the usual way, beside the Bearer poll's one query (alice_api)
+    for client in (alice_api, session):
+        got = client.get(f"/api/avatar-creator/previews/{preview_id}?include=base64").json()["preview"]
+        assert (got["status"], got["imageUrl"], got["thumbnailUrl"]) == ("expired", None, None)
+        assert "imageBase64" not in got
+        for kind in ("image", "thumbnail"):
+            response = client.get(f"/api/avatar-creator/previews/{preview_id}/{kind}")
+            assert (response.status_code, response.json()["error"]["code"]) == (404, "NOT_FOUND")
+    events = alice_api.get(f"/api/avatar-creator/previews/{preview_id}/events")
+    assert '"status":"expired"' in b"".join(events.streaming_content).decode()
+    response = alice_api.post(url(project, "save-preview"), {"previewId": preview_id}, format="json")
+    assert (response.status_code, response.json()["error"]["details"]) == (409, {"status": "expired"})
+    preview = Preview.objects.get(pk=preview_id)
+    assert preview.status == PreviewStatus.SUCCEEDED and preview_storage().exists(preview.image.name)
 
 
 @pytest.mark.parametrize("status", ["failed", "canceled", "queued", "running", "expired"])

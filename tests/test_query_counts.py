@@ -138,6 +138,8 @@ def test_preview_output_written_out_equals_the_field_walk_in_every_state(alice, 
     make_preview(alice, project, status=PreviewStatus.FAILED, error_code="GENERATION_FAILED", error_message="No.")
     make_preview(alice, project, status=PreviewStatus.CANCELED)
     make_preview(alice, project, status=PreviewStatus.EXPIRED)
+    past = timezone.now() - timedelta(seconds=1)  # expired, not yet purged: `expired`, no links
+    make_preview(alice, project, status=PreviewStatus.SUCCEEDED, files=True, expires_at=past)
     Preview.objects.filter(status=PreviewStatus.QUEUED).update(
         batch_id=uuid.uuid4(), next_attempt_at=timezone.now() + timedelta(seconds=30)
     )

@@ -390,6 +390,8 @@ class SaveLegacyInput(PersonaReader, serializers.Serializer):
 class PreviewOutput(serializers.ModelSerializer):
     """A preview's state. Image URLs only once it succeeded; base64 only when asked for."""
 
+    # `expired` from expiresAt on, also before the purge has marked it so (Preview.effective_status).
+    status = serializers.ChoiceField(source="effective_status", choices=PreviewStatus.choices, read_only=True)
     enhancedPrompt = serializers.CharField(source="enhanced_prompt")
     projectId = serializers.UUIDField(source="project_id")
     imageUrl = serializers.SerializerMethodField()
@@ -420,13 +422,13 @@ class PreviewOutput(serializers.ModelSerializer):
         return selectors.preview_eta_seconds(preview=preview)
 
     def get_imageUrl(self, preview) -> str | None:
-        return _preview_files(self.context.get("request"), preview)[0]
+        return _preview_files(self.context.get("request"), preview, preview.effective_status)[0]
 
     def get_thumbnailUrl(self, preview) -> str | None:
-        return _preview_files(self.context.get("request"), preview)[1]
+        return _preview_files(self.context.get("request"), preview, preview.effective_status)[1]
 
     def get_error(self, preview) -> dict | None:
-        return _preview_error(preview)
+        return _preview_error(preview, preview.effective_status)
 
     def get_avatarId(self, preview) -> str | None:
         return _preview_avatar_id(preview)
@@ -443,22 +445,23 @@ def preview_representation(preview: Preview, *, request=None, include_base64: bo
     on every instance (bench/README.md). The status poll calls it without a serializer at all.
     tests/test_query_counts.py checks it against that walk in every state."""
     text, number, moment = _text, _number, _moments()
+    status = preview.effective_status
     position = selectors.preview_queue_position(preview=preview)  # counted once, for the position and the estimate
     eta = selectors.preview_eta_seconds(preview=preview, queue_position=position)
-    image_url, thumbnail_url = _preview_files(request, preview)
+    image_url, thumbnail_url = _preview_files(request, preview, status)
     data = {
-        "id": str(preview.id), "projectId": str(preview.project_id), "status": text(preview.status),
+        "id": str(preview.id), "projectId": str(preview.project_id), "status": text(status),
         "prompt": text(preview.prompt), "enhancedPrompt": text(preview.enhanced_prompt),
         **{spec.wire: text(getattr(preview, spec.name)) for spec in PERSONA_FIELDS},
         "seed": number(preview.seed), "width": number(preview.width), "height": number(preview.height),
         "attempts": number(preview.attempts), "batchId": text(preview.batch_id),
         "queuePosition": position, "etaSeconds": eta,
         "nextAttemptAt": moment(preview.next_attempt_at), "imageUrl": image_url, "thumbnailUrl": thumbnail_url,
-        "error": _preview_error(preview), "avatarId": _preview_avatar_id(preview),
+        "error": _preview_error(preview, status), "avatarId": _preview_avatar_id(preview),
         "createdAt": moment(preview.created_at), "startedAt": moment(preview.started_at),
         "finishedAt": moment(preview.finished_at), "expiresAt": moment(preview.expires_at),
     }  # fmt: skip
-    if include_base64 and preview.status == "succeeded" and preview.image:
+    if include_base64 and status == "succeeded" and preview.image:
         try:
             contents = files.read_bytes(files.preview_storage(), preview.image.name, preview.thumbnail.name)
             data["imageBase64"], data["thumbnailBase64"] = (base64.b64encode(c).decode("ascii") for c in contents)
@@ -468,16 +471,17 @@ def preview_representation(preview: Preview, *, request=None, include_base64: bo
     return data
 
 
-def _preview_files(request, preview) -> tuple[str | None, str | None]:
-    """The links of the image and the thumbnail: only once the preview succeeded."""
-    if preview.status != "succeeded" or not preview.image:
+def _preview_files(request, preview, status: str) -> tuple[str | None, str | None]:
+    """The links of the image and the thumbnail: only once the preview succeeded, until it expires (`status` is its
+    effective_status)."""
+    if status != "succeeded" or not preview.image:
         return None, None
     return _preview_links(request, preview.pk)
 
 
-def _preview_error(preview) -> dict | None:
+def _preview_error(preview, status: str) -> dict | None:
     # A queued preview with an error is waiting for a retry: the reason stays visible until it runs again.
-    if preview.status != "failed" and not (preview.status == "queued" and preview.error_code):
+    if status != "failed" and not (status == "queued" and preview.error_code):
         return None
     return {"code": preview.error_code, "message": preview.error_message}
 

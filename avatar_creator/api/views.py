@@ -467,14 +467,18 @@ class PreviewViewSet(viewsets.ViewSet):
     @extend_schema(responses={(200, "image/*"): bytes})
     @action(detail=True, methods=["get"], url_path="image", url_name="image")
     def image(self, request, pk=None):
-        return self._file(self._preview(request, pk).image)
+        return self._file(self._preview(request, pk), "image")
 
     @extend_schema(responses={(200, "image/jpeg"): bytes})
     @action(detail=True, methods=["get"], url_path="thumbnail", url_name="thumbnail")
     def thumbnail(self, request, pk=None):
-        return self._file(self._preview(request, pk).thumbnail)
+        return self._file(self._preview(request, pk), "thumbnail")
 
-    def _file(self, field):
+    def _file(self, preview, name: str):
+        field = getattr(preview, name)
+        if preview.effective_status == PreviewStatus.EXPIRED:
+            # Past its time to live: gone for its owner at once, whether or not the purge has removed the file yet.
+            raise NotFound("This preview has expired; its image is no longer available.")
         if not field:
             raise NotFound("This preview has no image (yet, or any more).")
         try:

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.files import File
 from django.db import DatabaseError, transaction
-from django.utils import timezone
 
 from avatar_creator import events, files, images
 from avatar_creator.errors import NotFound, PreviewNotAvailable, ServiceError, StorageFailed
@@ -50,10 +49,11 @@ def preview_save(
         existing = Avatar.objects.filter(preview=preview).first()
         if existing is not None:
             return existing, False
-        if preview.status != PreviewStatus.SUCCEEDED or preview.expires_at <= timezone.now():
+        status = preview.effective_status
+        if status != PreviewStatus.SUCCEEDED:
             raise PreviewNotAvailable(
-                f"This preview is {_preview_state_words(preview)} and cannot be saved. Generate a new one.",
-                details={"status": preview.status},
+                f"This preview is {_preview_state_words(status)} and cannot be saved. Generate a new one.",
+                details={"status": status},
             )
         try:
             image_bytes, thumb_bytes = files.read_bytes(
@@ -81,10 +81,8 @@ def preview_save(
     return avatar, True
 
 
-def _preview_state_words(preview: Preview) -> str:
-    if preview.status == PreviewStatus.SUCCEEDED:
-        return "expired"
-    return {"queued": "still queued", "running": "still generating"}.get(preview.status, preview.status)
+def _preview_state_words(status: str) -> str:
+    return {"queued": "still queued", "running": "still generating"}.get(status, status)
 
 
 def _default_avatar_name(preview: Preview) -> str:

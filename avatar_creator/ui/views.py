@@ -310,7 +310,7 @@ def preview_create(request, project_id):
 def preview_open(request, project_id, preview_id):
     """Reopen one preview from the history, to look at it again and save it."""
     project, preview = _project_preview(request, project_id, preview_id)
-    if preview.status != PreviewStatus.SUCCEEDED or preview.expires_at <= timezone.now():
+    if preview.effective_status != PreviewStatus.SUCCEEDED:
         note = "That preview has expired. Generate a new one from its description."
         return _preview_form(request, project, PreviewForm.for_preview(preview), note=note)
     return _preview_result(request, project, preview, form=SaveForm())
