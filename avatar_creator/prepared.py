@@ -215,7 +215,8 @@ def _fetch_one(connection, compiled: _Compiled, fields: dict[str, Field], values
         for position in compiled.positions[name]:
             params[position] = prepared
     with connection.cursor() as cursor:
-        _fast_timestamps(connection, cursor.cursor)
+        if compiled.init_list or compiled.extra:  # columns that may be timestamps; a count's one column never is
+            _fast_timestamps(connection, cursor.cursor)
         cursor.execute(compiled.sql, params)
         rows = cursor.fetchall()  # to the end: SQLite finishes an UPDATE ... RETURNING (and its lock) only there
     if not rows:

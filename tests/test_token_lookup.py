@@ -209,6 +209,18 @@ def test_the_status_polls_datetimes_are_the_orms_parsed_in_c(alice, monkeypatch)
     assert _datetimes(token) == _datetimes(ApiToken.objects.get(pk=token.pk))
 
 
+def test_a_prepared_count_leaves_the_cursors_loaders_as_they_are(alice, monkeypatch):
+    """A queued preview's position is a prepared COUNT(*): one integer, no timestamp to parse, so its cursor does not
+    take the C loader (a copy of the cursor's adapters, for nothing)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("Django's timestamptz loader is PostgreSQL's")
+    preview = make_preview(alice, make_project(alice))
+    cursors = _cursors_of(monkeypatch)
+    assert selectors.preview_queue_position(preview=preview) == 1
+    (cursor,) = cursors
+    assert not cursor.adapters.get_loader(TIMESTAMPTZ_OID, Format.TEXT).__module__.endswith("._psycopg")
+
+
 def test_the_status_poll_keeps_djangos_loader_where_the_connection_is_not_in_utc(alice, alices_preview, monkeypatch):
     """Django sets the tzinfo of what it reads to the connection's time zone; psycopg's loader would not: off UTC the
     status poll's cursor keeps Django's."""
