@@ -97,13 +97,13 @@ def sign(secret: str, *, message_id: str, timestamp: int, body: bytes) -> str:
 def webhook_deliver(*, preview_id, attempt: int = 0) -> float | None:
     """Deliver one finished preview's webhook once. Returns seconds until the next try, or None when done (sent,
     refused, or out of retries)."""
-    from avatar_creator.api.serializers import PreviewOutput  # the payload is the API's preview object
+    from avatar_creator.api.serializers import preview_representation  # the payload is the API's preview object
 
     preview = Preview.objects.select_related("avatar").filter(pk=preview_id).first()
     if preview is None or not preview.webhook_url or preview.webhook_delivered_at is not None:
         return None
     message_id = f"msg_{preview.pk.hex}"
-    body = json.dumps({"type": EVENT_TYPE, "data": PreviewOutput(preview).data}, separators=(",", ":")).encode()
+    body = json.dumps({"type": EVENT_TYPE, "data": preview_representation(preview)}, separators=(",", ":")).encode()
     timestamp = int(time.time())
     headers = {
         "Content-Type": "application/json",

@@ -442,8 +442,8 @@ class PreviewOutput(serializers.ModelSerializer):
 def preview_representation(preview: Preview, *, request=None, include_base64: bool = False) -> dict:
     """PreviewOutput's answer for one preview, written out instead of DRF's walk over its fields (which stay the
     schema): this is the status poll, the API's hottest read, and a ModelSerializer rebuilds its fields from the model
-    on every instance (bench/README.md). The status poll calls it without a serializer at all.
-    tests/test_query_counts.py checks it against that walk in every state."""
+    on every instance (bench/README.md). The API's answers, the event stream and webhooks call it without a serializer
+    at all. tests/test_query_counts.py checks it against that walk in every state."""
     text, number, moment = _text, _number, _moments()
     status = preview.effective_status
     position = selectors.preview_queue_position(preview=preview)  # counted once, for the position and the estimate

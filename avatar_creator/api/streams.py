@@ -86,7 +86,7 @@ class PreviewStream:
     def read(self) -> str:
         """Read the preview; the event to send for it, or "" when the client already has this state."""
         self.preview = self.load()
-        data = s.PreviewOutput(self.preview, context={"request": self.request}).data
+        data = s.preview_representation(self.preview, request=self.request)
         position = data["queuePosition"]
         if self.sent_version == self.preview.version and (
             position == self.sent_position or self.preview.status != PreviewStatus.QUEUED
